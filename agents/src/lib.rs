@@ -1,0 +1,1 @@
+//! Tabular agents, REINFORCE and the DQN family (filled by a later issue).

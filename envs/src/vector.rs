@@ -1,0 +1,1 @@
+//! Vector envs: N copies stepped together.

@@ -1,0 +1,1 @@
+//! Layers, optimizers, schedules and regularisation (filled by a later issue).

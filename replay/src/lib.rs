@@ -1,0 +1,1 @@
+//! Uniform, n-step and prioritized experience replay (filled by a later issue).
