@@ -55,10 +55,7 @@ fn check_len(buffer: &[f32], expected: usize) -> Result<()> {
     if buffer.len() == expected {
         Ok(())
     } else {
-        Err(EnvError::BufferLength {
-            got: buffer.len(),
-            expected,
-        })
+        Err(EnvError::BufferLength { got: buffer.len(), expected })
     }
 }
 
@@ -83,10 +80,7 @@ where
     /// The buffer is checked before the env changes when the observation type fixes its
     /// length (every built-in env); otherwise against the observation space first.
     fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Result<()> {
-        check_len(
-            obs,
-            E::Obs::fixed_len().unwrap_or_else(|| DynEnv::obs_len(self)),
-        )?;
+        check_len(obs, E::Obs::fixed_len().unwrap_or_else(|| DynEnv::obs_len(self)))?;
         let first = self.reset(seed);
         check_len(obs, first.flat_len())?;
         first.write_flat(obs);

@@ -75,9 +75,7 @@ impl EpisodePhase {
     /// The phase after a step with these flags.
     pub fn after_step(terminated: bool, truncated: bool) -> Self {
         if terminated || truncated {
-            EpisodePhase::Ended {
-                truncated: truncated && !terminated,
-            }
+            EpisodePhase::Ended { truncated: truncated && !terminated }
         } else {
             EpisodePhase::Running
         }

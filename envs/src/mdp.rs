@@ -80,9 +80,7 @@ impl TransitionModel {
                     total += t.probability;
                 }
                 if !outcomes.is_empty() && (total - 1.0).abs() > PROBABILITY_TOLERANCE {
-                    return bad(format!(
-                        "probabilities of P[{s}][{a}] sum to {total}, not 1"
-                    ));
+                    return bad(format!("probabilities of P[{s}][{a}] sum to {total}, not 1"));
                 }
                 transitions.extend(outcomes);
                 offsets.push(transitions.len());
@@ -102,13 +100,7 @@ impl TransitionModel {
                 "initial distribution {initial:?} is not a probability distribution"
             ));
         }
-        Ok(TransitionModel {
-            n_states,
-            n_actions,
-            transitions,
-            offsets,
-            initial,
-        })
+        Ok(TransitionModel { n_states, n_actions, transitions, offsets, initial })
     }
 
     /// Number of states.
@@ -250,12 +242,7 @@ impl TabularCore {
         self.state = t.next_state;
         self.last_action = Some(action);
         self.phase = EpisodePhase::after_step(t.terminated, false);
-        Ok(Step {
-            obs: t.next_state,
-            reward: t.reward,
-            terminated: t.terminated,
-            truncated: false,
-        })
+        Ok(Step { obs: t.next_state, reward: t.reward, terminated: t.terminated, truncated: false })
     }
 }
 
@@ -273,7 +260,7 @@ pub struct FiniteMdp {
 ///
 /// ```toml
 /// # transition_probabilities[s][a][s'] and rewards[s][a][s']; an impossible action has an
-/// # empty list ([] in TOML, [] or null in JSON).
+/// # empty probability list ([] in TOML, [] or null in JSON); its rewards are ignored.
 /// transition_probabilities = [[[0.7, 0.3, 0.0], [1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0], []]]
 /// rewards = [[[10.0, 0.0, 0.0], [0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0], []]]
 /// possible_actions = [[0, 1], [0]]   # optional; checked against the non-empty rows
@@ -308,11 +295,8 @@ impl MdpSpec {
             return bad(format!("terminal state {s} out of range 0..{n_states}"));
         }
         let mut table = Vec::with_capacity(n_states);
-        for (s, (p_row, r_row)) in self
-            .transition_probabilities
-            .iter()
-            .zip(&self.rewards)
-            .enumerate()
+        for (s, (p_row, r_row)) in
+            self.transition_probabilities.iter().zip(&self.rewards).enumerate()
         {
             if p_row.len() != r_row.len() {
                 return bad(format!(
@@ -325,16 +309,16 @@ impl MdpSpec {
             for (a, (p, r)) in p_row.iter().zip(r_row).enumerate() {
                 let p = p.as_deref().unwrap_or(&[]);
                 let r = r.as_deref().unwrap_or(&[]);
-                if p.is_empty() != r.is_empty() {
-                    return bad(format!("state {s} action {a}: probabilities and rewards disagree on whether the action is possible"));
+                if !p.is_empty() && r.is_empty() {
+                    return bad(format!(
+                        "state {s} action {a}: the action has probabilities but no rewards"
+                    ));
                 }
                 if !p.is_empty() && (p.len() != n_states || r.len() != n_states) {
-                    return bad(format!("state {s} action {a}: rows must have {n_states} entries (one per next state), got {} probabilities and {} rewards", p.len(), r.len()));
+                    return bad(format!("state {s} action {a}: rows must have one entry per next state ({n_states}), got {} probabilities and {} rewards", p.len(), r.len()));
                 }
                 if let Some(x) = p.iter().find(|x| !(0.0..=1.0).contains(*x)) {
-                    return bad(format!(
-                        "state {s} action {a}: probability {x} is outside [0, 1]"
-                    ));
+                    return bad(format!("state {s} action {a}: probability {x} is outside [0, 1]"));
                 }
                 let outcomes = p
                     .iter()
@@ -354,9 +338,7 @@ impl MdpSpec {
         }
         let initial = match self.initial_distribution {
             Some(d) => d,
-            None => (0..n_states)
-                .map(|s| if s == 0 { 1.0 } else { 0.0 })
-                .collect(),
+            None => (0..n_states).map(|s| if s == 0 { 1.0 } else { 0.0 }).collect(),
         };
         let model = TransitionModel::new(table, initial)?;
         if let Some(possible) = &self.possible_actions {
@@ -377,9 +359,7 @@ impl MdpSpec {
         }
         for s in 0..n_states {
             if !self.terminal_states.contains(&s) && model.possible_actions(s).next().is_none() {
-                return bad(format!(
-                    "state {s} is not terminal but has no possible action"
-                ));
+                return bad(format!("state {s} is not terminal but has no possible action"));
             }
         }
         Ok(model)
@@ -389,9 +369,7 @@ impl MdpSpec {
 impl FiniteMdp {
     /// An environment stepping `model`.
     pub fn new(model: TransitionModel) -> Self {
-        FiniteMdp {
-            core: TabularCore::new(model),
-        }
+        FiniteMdp { core: TabularCore::new(model) }
     }
 
     /// The three-state MDP of Géron, *Hands-On Machine Learning* (ch. 18): from state 0,
@@ -430,10 +408,7 @@ impl FiniteMdp {
             terminal_states: vec![],
             initial_distribution: None,
         };
-        FiniteMdp::new(
-            spec.into_model()
-                .expect("the built-in example MDP is valid"),
-        )
+        FiniteMdp::new(spec.into_model().expect("the built-in example MDP is valid"))
     }
 
     /// Parses an MDP from TOML text.
@@ -453,17 +428,13 @@ impl FiniteMdp {
     /// Loads an MDP from a `.toml` or `.json` file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let load_err = |message: String| EnvError::Load {
-            path: path.display().to_string(),
-            message,
-        };
+        let load_err =
+            |message: String| EnvError::Load { path: path.display().to_string(), message };
         let text = std::fs::read_to_string(path).map_err(|e| load_err(e.to_string()))?;
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Self::from_toml_str(&text),
             Some("json") => Self::from_json_str(&text),
-            other => Err(load_err(format!(
-                "unknown extension {other:?}: expected .toml or .json"
-            ))),
+            other => Err(load_err(format!("unknown extension {other:?}: expected .toml or .json"))),
         }
     }
 
@@ -513,11 +484,7 @@ impl Env for FiniteMdp {
         let mut canvas = Canvas::new((cell as usize * n) as u32, cell as u32, [255, 255, 255]);
         for s in 0..n {
             let cx = cell * (s as f32 + 0.5);
-            let color = if s == self.core.state() {
-                [220, 60, 60]
-            } else {
-                [160, 160, 160]
-            };
+            let color = if s == self.core.state() { [220, 60, 60] } else { [160, 160, 160] };
             canvas.circle(cx, cell / 2.0, cell * 0.35, color);
             canvas.number(cx - 5.0, cell / 2.0 - 7.0, 3.0, s as u32, [255, 255, 255]);
         }
@@ -543,12 +510,7 @@ mod tests {
         let t = m.transitions(1, 2);
         assert_eq!(
             t,
-            &[Transition {
-                probability: 1.0,
-                next_state: 2,
-                reward: -50.0,
-                terminated: false
-            }]
+            &[Transition { probability: 1.0, next_state: 2, reward: -50.0, terminated: false }]
         );
         let t = m.transitions(2, 1);
         assert_eq!(t.len(), 3);
@@ -561,10 +523,7 @@ mod tests {
         mdp.reset(Some(0));
         mdp.set_state(2).unwrap();
         let err = mdp.step(&0).unwrap_err();
-        assert!(
-            err.to_string().contains("possible in state 2: [1]"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("possible in state 2: [1]"), "{err}");
         assert_eq!(mdp.state(), 2);
         assert!(mdp.step(&1).is_ok());
     }
@@ -579,10 +538,7 @@ mod tests {
             counts[mdp.step(&1).unwrap().obs] += 1;
         }
         let freq: Vec<f64> = counts.iter().map(|&c| c as f64 / 20_000.0).collect();
-        assert!(
-            (freq[0] - 0.8).abs() < 0.02 && (freq[1] - 0.1).abs() < 0.015,
-            "{freq:?}"
-        );
+        assert!((freq[0] - 0.8).abs() < 0.02 && (freq[1] - 0.1).abs() < 0.015, "{freq:?}");
     }
 
     #[test]
@@ -595,17 +551,11 @@ mod tests {
         let json_text =
             r#"{"transition_probabilities": [[[0.5, 0.5], null]], "rewards": [[[1, 0], null]]}"#;
         let err = FiniteMdp::from_json_str(json_text).unwrap_err().to_string();
-        assert!(err.contains("2 entries"), "{err}");
+        assert!(err.contains("one entry per next state (1)"), "{err}");
         let sum = r#"{"transition_probabilities": [[[0.5, 0.4]], [[1.0, 0.0]]], "rewards": [[[0, 0]], [[0, 0]]]}"#;
-        assert!(FiniteMdp::from_json_str(sum)
-            .unwrap_err()
-            .to_string()
-            .contains("sum to 0.9"));
+        assert!(FiniteMdp::from_json_str(sum).unwrap_err().to_string().contains("sum to 0.9"));
         let neg = r#"{"transition_probabilities": [[[1.5, -0.5]], [[1.0, 0.0]]], "rewards": [[[0, 0]], [[0, 0]]]}"#;
-        assert!(FiniteMdp::from_json_str(neg)
-            .unwrap_err()
-            .to_string()
-            .contains("outside [0, 1]"));
+        assert!(FiniteMdp::from_json_str(neg).unwrap_err().to_string().contains("outside [0, 1]"));
         let missing = FiniteMdp::from_file("/nonexistent/mdp.toml").unwrap_err();
         assert!(matches!(missing, EnvError::Load { .. }));
     }

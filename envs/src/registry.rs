@@ -15,7 +15,7 @@
 use crate::dyn_env::DynEnv;
 use crate::env::{Env, EnvAction, FlatObs};
 use crate::error::{EnvError, Result};
-use crate::wrappers::TimeLimit;
+use crate::wrappers::{OrderEnforcing, TimeLimit};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -33,11 +33,7 @@ pub struct EnvSpec {
 impl EnvSpec {
     /// A spec with no time limit and no reward threshold.
     pub fn new(id: impl Into<String>) -> Self {
-        EnvSpec {
-            id: id.into(),
-            max_episode_steps: None,
-            reward_threshold: None,
-        }
+        EnvSpec { id: id.into(), max_episode_steps: None, reward_threshold: None }
     }
 
     /// Sets the time limit.
@@ -111,23 +107,24 @@ impl Registry {
             return Err(EnvError::DuplicateId(spec.id));
         }
         let make: Constructor = match spec.max_episode_steps {
-            Some(limit) => {
-                Arc::new(move || Box::new(TimeLimit::new(constructor(), limit)) as Box<dyn DynEnv>)
+            Some(limit) => Arc::new(move || {
+                let env = TimeLimit::new(constructor(), limit);
+                Box::new(OrderEnforcing::new(env)) as Box<dyn DynEnv>
+            }),
+            None => {
+                Arc::new(move || Box::new(OrderEnforcing::new(constructor())) as Box<dyn DynEnv>)
             }
-            None => Arc::new(move || Box::new(constructor()) as Box<dyn DynEnv>),
         };
         self.entries.insert(spec.id.clone(), Entry { spec, make });
         Ok(())
     }
 
-    /// Builds the env registered under `id`, wrapped in its time limit.
+    /// Builds the env registered under `id`, wrapped in its time limit (if it has one) and in
+    /// [`OrderEnforcing`], as `gymnasium.make` does.
     pub fn make(&self, id: &str) -> Result<Box<dyn DynEnv>> {
         match self.entries.get(id) {
             Some(entry) => Ok((entry.make)()),
-            None => Err(EnvError::UnknownEnv {
-                id: id.to_string(),
-                known: self.ids().join(", "),
-            }),
+            None => Err(EnvError::UnknownEnv { id: id.to_string(), known: self.ids().join(", ") }),
         }
     }
 
@@ -163,10 +160,7 @@ where
     E::Action: EnvAction,
     F: Fn() -> E + Send + Sync + 'static,
 {
-    global()
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .register(id, constructor)
+    global().write().unwrap_or_else(|e| e.into_inner()).register(id, constructor)
 }
 
 /// Registers a user env under `spec.id` in the process-wide registry, with the spec's limit.
@@ -177,10 +171,7 @@ where
     E::Action: EnvAction,
     F: Fn() -> E + Send + Sync + 'static,
 {
-    global()
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .register_spec(spec, constructor)
+    global().write().unwrap_or_else(|e| e.into_inner()).register_spec(spec, constructor)
 }
 
 /// The specs of every id in the process-wide registry, sorted by id.

@@ -30,12 +30,7 @@ impl Canvas {
     /// A `width x height` canvas filled with `background`. Sizes are clamped to at least 1.
     pub fn new(width: u32, height: u32, background: Rgb) -> Self {
         let mut pixmap = Pixmap::new(width.max(1), height.max(1)).expect("non-zero canvas size");
-        pixmap.fill(Color::from_rgba8(
-            background[0],
-            background[1],
-            background[2],
-            255,
-        ));
+        pixmap.fill(Color::from_rgba8(background[0], background[1], background[2], 255));
         Canvas { pixmap }
     }
 
@@ -59,8 +54,7 @@ impl Canvas {
     /// Fills an axis-aligned rectangle (nothing is drawn for a degenerate one).
     pub fn rect(&mut self, x: f32, y: f32, w: f32, h: f32, color: Rgb) {
         if let Some(r) = Rect::from_xywh(x, y, w, h) {
-            self.pixmap
-                .fill_rect(r, &Self::paint(color), Transform::identity(), None);
+            self.pixmap.fill_rect(r, &Self::paint(color), Transform::identity(), None);
         }
     }
 
@@ -68,13 +62,7 @@ impl Canvas {
     pub fn circle(&mut self, cx: f32, cy: f32, radius: f32, color: Rgb) {
         if let Some(path) = PathBuilder::from_circle(cx, cy, radius) {
             let paint = Self::paint(color);
-            self.pixmap.fill_path(
-                &path,
-                &paint,
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
+            self.pixmap.fill_path(&path, &paint, FillRule::Winding, Transform::identity(), None);
         }
     }
 
@@ -91,13 +79,7 @@ impl Canvas {
         pb.close();
         if let Some(path) = pb.finish() {
             let paint = Self::paint(color);
-            self.pixmap.fill_path(
-                &path,
-                &paint,
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
+            self.pixmap.fill_path(&path, &paint, FillRule::Winding, Transform::identity(), None);
         }
     }
 
@@ -112,10 +94,7 @@ impl Canvas {
             }
         }
         if let Some(path) = pb.finish() {
-            let stroke = Stroke {
-                width,
-                ..Stroke::default()
-            };
+            let stroke = Stroke { width, ..Stroke::default() };
             self.pixmap.stroke_path(
                 &path,
                 &Self::paint(color),
@@ -156,12 +135,7 @@ impl Canvas {
     pub fn into_frame(self) -> Frame {
         let (width, height) = (self.pixmap.width(), self.pixmap.height());
         // The background is opaque, so premultiplied RGBA equals RGB with alpha 255.
-        let rgb = self
-            .pixmap
-            .data()
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect();
+        let rgb = self.pixmap.data().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
         Frame { width, height, rgb }
     }
 }

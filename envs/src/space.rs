@@ -48,11 +48,7 @@ impl BoxSpace {
 
     /// A one-dimensional box `[low, high]^n` with the same bounds for every element.
     pub fn uniform(low: f32, high: f32, n: usize) -> Self {
-        BoxSpace {
-            low: vec![low; n],
-            high: vec![high; n],
-            shape: vec![n],
-        }
+        BoxSpace { low: vec![low; n], high: vec![high; n], shape: vec![n] }
     }
 
     /// Number of elements.
@@ -170,11 +166,7 @@ impl Space {
                 SpaceSample::MultiDiscrete(nvec.iter().map(|&n| rng.random_range(0..n)).collect())
             }
             Space::Box(b) => SpaceSample::Box(
-                b.low
-                    .iter()
-                    .zip(&b.high)
-                    .map(|(&lo, &hi)| sample_interval(rng, lo, hi))
-                    .collect(),
+                b.low.iter().zip(&b.high).map(|(&lo, &hi)| sample_interval(rng, lo, hi)).collect(),
             ),
         }
     }
@@ -229,9 +221,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut seen = [false; 3];
         for _ in 0..200 {
-            let SpaceSample::Discrete(i) = space.sample(&mut rng) else {
-                panic!("not discrete")
-            };
+            let SpaceSample::Discrete(i) = space.sample(&mut rng) else { panic!("not discrete") };
             assert!(space.contains_index(i));
             seen[i] = true;
         }
@@ -256,9 +246,7 @@ mod tests {
         assert_eq!(a, draw(7));
         assert_ne!(a, draw(8));
         for s in &a {
-            let SpaceSample::Box(v) = s else {
-                panic!("not a box sample")
-            };
+            let SpaceSample::Box(v) = s else { panic!("not a box sample") };
             assert!(space.contains_values(v), "{v:?}");
         }
         assert!(!space.contains_values(&[f32::NAN, 0.0, 0.0, 0.0]));
@@ -273,10 +261,6 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("bound 0"));
         let shape = Space::Box(BoxSpace::new(vec![0.0; 3], vec![1.0; 3], vec![2, 2]));
         assert!(shape.validate().unwrap_err().contains("4 elements"));
-        assert!(Space::MultiDiscrete {
-            nvec: vec![32, 11, 2]
-        }
-        .validate()
-        .is_ok());
+        assert!(Space::MultiDiscrete { nvec: vec![32, 11, 2] }.validate().is_ok());
     }
 }

@@ -23,12 +23,7 @@ impl<E: Env> TimeLimit<E> {
     /// Wraps `env`; `max_episode_steps` must be at least 1 (a limit of 0 truncates on the
     /// first step).
     pub fn new(env: E, max_episode_steps: usize) -> Self {
-        TimeLimit {
-            env,
-            max_episode_steps,
-            elapsed: 0,
-            phase: EpisodePhase::NeedsReset,
-        }
+        TimeLimit { env, max_episode_steps, elapsed: 0, phase: EpisodePhase::NeedsReset }
     }
 
     /// Steps taken in the current episode.

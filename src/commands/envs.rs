@@ -1,0 +1,94 @@
+//! `deeprl envs`: the registered environments, their spaces, and one random episode each.
+
+use anyhow::Result;
+use deeprl::envs::{make, registered, ActionRef, DynEnv, SpaceSample};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct EnvsArgs {
+    /// Seed of the random episodes.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Only list the ids and spaces; play no episode.
+    #[arg(long)]
+    no_play: bool,
+}
+
+pub fn run(args: &EnvsArgs) -> Result<ExitCode> {
+    println!(
+        "{:<26} {:<34} {:<26} {:>9} {:>9} {:>14} {:>7}",
+        "id",
+        "observation space",
+        "action space",
+        "max steps",
+        "threshold",
+        "random return",
+        "length"
+    );
+    for spec in registered() {
+        let mut env = make(&spec.id)?;
+        let limit = spec.max_episode_steps.map_or("-".to_string(), |n| n.to_string());
+        let threshold = spec.reward_threshold.map_or("-".to_string(), |x| x.to_string());
+        let (ret, len) = if args.no_play {
+            ("-".to_string(), "-".to_string())
+        } else {
+            let (ret, len) = random_episode(env.as_mut(), args.seed)?;
+            (format!("{ret:.2}"), len.to_string())
+        };
+        println!(
+            "{:<26} {:<34} {:<26} {:>9} {:>9} {:>14} {:>7}",
+            spec.id,
+            truncate(&env.observation_space().to_string(), 34),
+            truncate(&env.action_space().to_string(), 26),
+            limit,
+            threshold,
+            ret,
+            len
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plays one episode with uniformly random actions; stops after 10,000 steps for envs with
+/// no time limit that do not end by themselves.
+fn random_episode(env: &mut dyn DynEnv, seed: u64) -> Result<(f64, usize)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut obs = vec![0.0; env.obs_len()];
+    env.reset_into(Some(seed), &mut obs)?;
+    let space = env.action_space();
+    let (mut ret, mut len) = (0.0, 0);
+    while len < 10_000 {
+        let sample = space.sample(&mut rng);
+        let action = match &sample {
+            SpaceSample::Discrete(i) => ActionRef::Discrete(*i),
+            SpaceSample::Box(v) => ActionRef::Continuous(v),
+            SpaceSample::MultiDiscrete(_) => {
+                anyhow::bail!("MultiDiscrete actions are not supported")
+            }
+        };
+        let out = match env.step_into(action, &mut obs) {
+            Ok(out) => out,
+            // A state-dependent action set (a finite MDP): try another random action.
+            Err(deeprl::envs::EnvError::InvalidAction { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        ret += out.reward;
+        len += 1;
+        if out.done() {
+            break;
+        }
+    }
+    Ok((ret, len))
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(width - 1).collect();
+        t.push('…');
+        t
+    }
+}

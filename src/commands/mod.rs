@@ -1,0 +1,4 @@
+//! One module per subcommand.
+
+pub mod check_env;
+pub mod envs;
