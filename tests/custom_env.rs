@@ -36,7 +36,12 @@ impl Env for GuessDigit {
         check_discrete(*action, 10)?;
         let hint = (*action as f32 - self.target as f32).signum();
         let terminated = *action == self.target;
-        Ok(Step { obs: [hint], reward: if terminated { 1.0 } else { -0.1 }, terminated, truncated: false })
+        Ok(Step {
+            obs: [hint],
+            reward: if terminated { 1.0 } else { -0.1 },
+            terminated,
+            truncated: false,
+        })
     }
 }
 

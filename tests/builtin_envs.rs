@@ -1,0 +1,137 @@
+//! Behaviour of every registered built-in env through the type-erased interface: the checker
+//! passes, the same seed gives the same episode, frames and text render, time limits apply.
+
+use deeprl::envs::{check_env, make, registered, ActionRef, DynEnv, EnvError, SpaceSample};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn builtin_ids() -> Vec<String> {
+    let ids: Vec<String> = registered().into_iter().map(|s| s.id).collect();
+    for expected in [
+        "CartPole-v1",
+        "MountainCar-v0",
+        "MountainCarContinuous-v0",
+        "Acrobot-v1",
+        "Pendulum-v1",
+        "FrozenLake-v1",
+        "FrozenLake8x8-v1",
+        "Taxi-v4",
+        "Taxi-v3",
+        "CliffWalking-v1",
+        "CliffWalkingSlippery-v1",
+        "Blackjack-v1",
+        "ThreeStateMdp-v0",
+    ] {
+        assert!(ids.iter().any(|id| id == expected), "{expected} is not registered: {ids:?}");
+    }
+    ids
+}
+
+/// Plays `steps` random steps (resetting at episode ends) and records everything.
+fn record(env: &mut dyn DynEnv, seed: u64, steps: usize) -> Vec<(Vec<f32>, f64, bool, bool)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut obs = vec![0.0; env.obs_len()];
+    env.reset_into(Some(seed), &mut obs).unwrap();
+    let space = env.action_space();
+    let mut out = vec![(obs.clone(), 0.0, false, false)];
+    while out.len() <= steps {
+        let sample = space.sample(&mut rng);
+        let action = match &sample {
+            SpaceSample::Discrete(i) => ActionRef::Discrete(*i),
+            SpaceSample::Box(v) => ActionRef::Continuous(v),
+            SpaceSample::MultiDiscrete(_) => unreachable!("no built-in env has such actions"),
+        };
+        match env.step_into(action, &mut obs) {
+            Ok(o) => {
+                out.push((obs.clone(), o.reward, o.terminated, o.truncated));
+                if o.done() {
+                    env.reset_into(None, &mut obs).unwrap();
+                    out.push((obs.clone(), 0.0, false, false));
+                }
+            }
+            // The three-state MDP allows only some actions in some states.
+            Err(EnvError::InvalidAction { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn every_builtin_env_passes_the_checker() {
+    for id in builtin_ids() {
+        let report = check_env(|| make(&id).unwrap());
+        assert!(report.is_ok(), "{id}: {report}");
+    }
+}
+
+#[test]
+fn same_seed_same_episode_different_seed_different_episode() {
+    for id in builtin_ids() {
+        let a = record(make(&id).unwrap().as_mut(), 5, 300);
+        let b = record(make(&id).unwrap().as_mut(), 5, 300);
+        assert_eq!(a, b, "{id}: same seed gave different trajectories");
+        let c = record(make(&id).unwrap().as_mut(), 6, 300);
+        assert_ne!(a, c, "{id}: seeds 5 and 6 gave the same 300 steps");
+    }
+}
+
+#[test]
+fn every_builtin_env_renders_text_and_frames() {
+    for id in builtin_ids() {
+        let mut env = make(&id).unwrap();
+        let mut obs = vec![0.0; env.obs_len()];
+        env.reset_into(Some(0), &mut obs).unwrap();
+        let text = env.render_text().unwrap_or_else(|| panic!("{id}: no text rendering"));
+        assert!(!text.is_empty(), "{id}");
+        let frame = env.render_rgb().unwrap_or_else(|| panic!("{id}: no RGB frame"));
+        assert_eq!(frame.rgb.len(), (frame.width * frame.height * 3) as usize, "{id}");
+        assert!(
+            frame.width >= 64 && frame.height >= 64,
+            "{id}: frame {}x{}",
+            frame.width,
+            frame.height
+        );
+        let first = frame.rgb[..3].to_vec();
+        assert!(
+            frame.rgb.chunks(3).any(|p| p != first.as_slice()),
+            "{id}: the frame is one colour"
+        );
+    }
+}
+
+#[test]
+fn unknown_id_names_the_id_and_the_known_ones() {
+    let err = make("CartPole-v0").err().expect("CartPole-v0 is not registered");
+    let msg = err.to_string();
+    assert!(msg.contains("'CartPole-v0'") && msg.contains("CartPole-v1"), "{msg}");
+}
+
+#[test]
+fn tabular_envs_expose_their_model_through_make() {
+    for (id, n_states, n_actions) in [
+        ("FrozenLake-v1", 16, 4),
+        ("FrozenLake8x8-v1", 64, 4),
+        ("Taxi-v3", 500, 6),
+        ("CliffWalking-v1", 48, 4),
+        ("ThreeStateMdp-v0", 3, 3),
+    ] {
+        let env = make(id).unwrap();
+        let model = env.transition_model().unwrap_or_else(|| panic!("{id} has no model"));
+        assert_eq!((model.n_states(), model.n_actions()), (n_states, n_actions), "{id}");
+    }
+}
+
+#[test]
+fn pendulum_is_truncated_by_its_time_limit_never_terminated() {
+    let mut env = make("Pendulum-v1").unwrap();
+    let mut obs = vec![0.0; 3];
+    env.reset_into(Some(0), &mut obs).unwrap();
+    for t in 1..=200 {
+        let out = env.step_into(ActionRef::Continuous(&[0.5]), &mut obs).unwrap();
+        assert!(!out.terminated);
+        assert_eq!(out.truncated, t == 200, "step {t}");
+    }
+    let err = env.step_into(ActionRef::Continuous(&[0.5]), &mut obs).unwrap_err();
+    assert!(matches!(err, EnvError::StepAfterEpisodeEnd { how: "truncated" }), "{err}");
+}
