@@ -480,7 +480,7 @@ impl Env for FiniteMdp {
 
     fn render_rgb(&self) -> Option<Frame> {
         let n = self.core.model().n_states();
-        let cell = 60.0;
+        let cell = 80.0;
         let mut canvas = Canvas::new((cell as usize * n) as u32, cell as u32, [255, 255, 255]);
         for s in 0..n {
             let cx = cell * (s as f32 + 0.5);
