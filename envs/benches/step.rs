@@ -108,27 +108,39 @@ fn type_erased(c: &mut Criterion) {
     group.finish();
 }
 
-fn vector(c: &mut Criterion) {
+/// Steps a vector of `n` copies of `make()` with random discrete actions.
+fn vector_of<E: DynEnv>(
+    c: &mut Criterion,
+    name: &str,
+    n: usize,
+    n_actions: usize,
+    make: fn() -> E,
+) {
     let mut group = c.benchmark_group("vec_env_step");
-    for n in [8, 64] {
-        for (label, execution) in
-            [("sequential", Execution::Sequential), ("parallel", Execution::Parallel)]
-        {
-            let mut venv = VecEnv::new(n, || TimeLimit::new(CartPole::new(), 500), execution)
-                .expect("vec env");
-            venv.reset(Some(0)).expect("reset");
-            let mut rng = SmallRng::seed_from_u64(0);
-            let mut actions = vec![0usize; n];
-            group.throughput(Throughput::Elements(n as u64));
-            group.bench_function(format!("CartPole-v1 x{n} {label}"), |b| {
-                b.iter(|| {
-                    actions.iter_mut().for_each(|a| *a = rng.random_range(0..2));
-                    black_box(venv.step_discrete(&actions).expect("step").obs);
-                })
-            });
-        }
+    group.throughput(Throughput::Elements(n as u64));
+    for (label, execution) in
+        [("sequential", Execution::Sequential), ("parallel", Execution::Parallel)]
+    {
+        let mut venv = VecEnv::new(n, make, execution).expect("vec env");
+        venv.reset(Some(0)).expect("reset");
+        let mut rng = SmallRng::seed_from_u64(0);
+        let mut actions = vec![0usize; n];
+        group.bench_function(format!("{name} x{n} {label}"), |b| {
+            b.iter(|| {
+                actions.iter_mut().for_each(|a| *a = rng.random_range(0..n_actions));
+                black_box(venv.step_discrete(&actions).expect("step").obs);
+            })
+        });
     }
     group.finish();
+}
+
+fn vector(c: &mut Criterion) {
+    let cartpole = || TimeLimit::new(CartPole::new(), 500);
+    vector_of(c, "CartPole-v1", 8, 2, cartpole);
+    vector_of(c, "CartPole-v1", 64, 2, cartpole);
+    vector_of(c, "CartPole-v1", 1024, 2, cartpole);
+    vector_of(c, "Acrobot-v1", 64, 3, || TimeLimit::new(Acrobot::new(), 500));
 }
 
 criterion_group!(benches, builtin_envs, type_erased, vector);

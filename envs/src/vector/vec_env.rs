@@ -100,9 +100,9 @@ impl<E: DynEnv> Slot<'_, E> {
 }
 
 /// Runs `$f(i, slot)` for every env, with `$iter` / `$chunks` the sequential or the rayon
-/// versions of `iter_mut` / `chunks_mut`.
+/// versions of `iter_mut` / `chunks_mut`, and an optional adapter (rayon's `with_min_len`).
 macro_rules! for_each_slot {
-    ($self:ident, $iter:ident, $chunks:ident, $f:ident) => {
+    ($self:ident, $iter:ident, $chunks:ident, $f:ident $(, $adapter:ident($arg:expr))?) => {
         $self
             .envs
             .$iter()
@@ -114,6 +114,7 @@ macro_rules! for_each_slot {
             .zip($self.has_final_obs.$iter())
             .zip($self.errors.$iter())
             .enumerate()
+            $(.$adapter($arg))?
             .for_each(
                 |(
                     i,
@@ -256,7 +257,12 @@ impl<E: DynEnv> VecEnv<E> {
     {
         match self.execution {
             Execution::Sequential => for_each_slot!(self, iter_mut, chunks_mut, f),
-            Execution::Parallel => for_each_slot!(self, par_iter_mut, par_chunks_mut, f),
+            Execution::Parallel => {
+                // One contiguous run of envs per thread: a cheap env steps in tens of
+                // nanoseconds, far less than what handing a single env to a thread costs.
+                let per_thread = self.envs.len().div_ceil(rayon::current_num_threads());
+                for_each_slot!(self, par_iter_mut, par_chunks_mut, f, with_min_len(per_thread))
+            }
         }
         let mut first = None;
         for (i, error) in self.errors.iter_mut().enumerate() {

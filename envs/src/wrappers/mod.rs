@@ -52,8 +52,8 @@ macro_rules! delegate_spaces {
     };
 }
 
-/// Forwards `render_text`, `render_rgb` and `max_episode_steps` to `self.env`.
-macro_rules! delegate_render_and_limit {
+/// Forwards `render_text` and `render_rgb` to `self.env`.
+macro_rules! delegate_render {
     () => {
         fn render_text(&self) -> Option<String> {
             self.env.render_text()
@@ -62,6 +62,13 @@ macro_rules! delegate_render_and_limit {
         fn render_rgb(&self) -> Option<$crate::render::Frame> {
             self.env.render_rgb()
         }
+    };
+}
+
+/// Forwards `render_text`, `render_rgb` and `max_episode_steps` to `self.env`.
+macro_rules! delegate_render_and_limit {
+    () => {
+        delegate_render!();
 
         fn max_episode_steps(&self) -> Option<usize> {
             self.env.max_episode_steps()

@@ -3,9 +3,6 @@
 
 use crate::env::{Env, Step};
 use crate::error::{EpisodePhase, Result};
-use crate::mdp::TransitionModel;
-use crate::render::Frame;
-use crate::space::Space;
 
 /// Makes any env, including a user's that does not track its episode, refuse `step` before
 /// the first `reset` and after a step that terminated or truncated. The registry's
@@ -22,33 +19,16 @@ impl<E: Env> OrderEnforcing<E> {
         OrderEnforcing { env, phase: EpisodePhase::NeedsReset }
     }
 
-    /// The wrapped env.
-    pub fn inner(&self) -> &E {
-        &self.env
-    }
-
-    /// The wrapped env, mutably.
-    pub fn inner_mut(&mut self) -> &mut E {
-        &mut self.env
-    }
-
-    /// Unwraps.
-    pub fn into_inner(self) -> E {
-        self.env
-    }
+    inner_accessors!();
 }
 
 impl<E: Env> Env for OrderEnforcing<E> {
     type Obs = E::Obs;
     type Action = E::Action;
 
-    fn observation_space(&self) -> Space {
-        self.env.observation_space()
-    }
-
-    fn action_space(&self) -> Space {
-        self.env.action_space()
-    }
+    delegate_spaces!();
+    delegate_render_and_limit!();
+    delegate_model!();
 
     fn reset(&mut self, seed: Option<u64>) -> E::Obs {
         self.phase = EpisodePhase::Running;
@@ -60,21 +40,5 @@ impl<E: Env> Env for OrderEnforcing<E> {
         let step = self.env.step(action)?;
         self.phase = EpisodePhase::after_step(step.terminated, step.truncated);
         Ok(step)
-    }
-
-    fn render_text(&self) -> Option<String> {
-        self.env.render_text()
-    }
-
-    fn render_rgb(&self) -> Option<Frame> {
-        self.env.render_rgb()
-    }
-
-    fn max_episode_steps(&self) -> Option<usize> {
-        self.env.max_episode_steps()
-    }
-
-    fn transition_model(&self) -> Option<&TransitionModel> {
-        self.env.transition_model()
     }
 }

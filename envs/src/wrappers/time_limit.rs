@@ -2,9 +2,6 @@
 
 use crate::env::{Env, Step};
 use crate::error::{EpisodePhase, Result};
-use crate::mdp::TransitionModel;
-use crate::render::Frame;
-use crate::space::Space;
 
 /// Truncates an episode once it has lasted `max_episode_steps` steps.
 ///
@@ -31,33 +28,16 @@ impl<E: Env> TimeLimit<E> {
         self.elapsed
     }
 
-    /// The wrapped env.
-    pub fn inner(&self) -> &E {
-        &self.env
-    }
-
-    /// The wrapped env, mutably.
-    pub fn inner_mut(&mut self) -> &mut E {
-        &mut self.env
-    }
-
-    /// Unwraps.
-    pub fn into_inner(self) -> E {
-        self.env
-    }
+    inner_accessors!();
 }
 
 impl<E: Env> Env for TimeLimit<E> {
     type Obs = E::Obs;
     type Action = E::Action;
 
-    fn observation_space(&self) -> Space {
-        self.env.observation_space()
-    }
-
-    fn action_space(&self) -> Space {
-        self.env.action_space()
-    }
+    delegate_spaces!();
+    delegate_render!();
+    delegate_model!();
 
     fn reset(&mut self, seed: Option<u64>) -> E::Obs {
         self.elapsed = 0;
@@ -78,19 +58,7 @@ impl<E: Env> Env for TimeLimit<E> {
         Ok(step)
     }
 
-    fn render_text(&self) -> Option<String> {
-        self.env.render_text()
-    }
-
-    fn render_rgb(&self) -> Option<Frame> {
-        self.env.render_rgb()
-    }
-
     fn max_episode_steps(&self) -> Option<usize> {
         Some(self.max_episode_steps)
-    }
-
-    fn transition_model(&self) -> Option<&TransitionModel> {
-        self.env.transition_model()
     }
 }
