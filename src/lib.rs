@@ -4,6 +4,10 @@
 //! [`envs`] (environments, wrappers, vector envs, the checker and the registry), [`nets`],
 //! [`replay`] and [`agents`]. The `deeprl` binary is the command-line interface.
 
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use deeprl_agents as agents;
 pub use deeprl_envs as envs;
 pub use deeprl_nets as nets;
