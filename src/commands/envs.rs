@@ -4,6 +4,7 @@ use anyhow::Result;
 use deeprl::envs::{make, registered, ActionRef, DynEnv, SpaceSample};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -17,16 +18,12 @@ pub struct EnvsArgs {
 }
 
 pub fn run(args: &EnvsArgs) -> Result<ExitCode> {
-    println!(
-        "{:<26} {:<34} {:<26} {:>9} {:>9} {:>14} {:>7}",
-        "id",
-        "observation space",
-        "action space",
-        "max steps",
-        "threshold",
-        "random return",
-        "length"
-    );
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<26} {:>9} {:>9} {:>13} {:>6}  {:<16} observation space",
+        "id", "max steps", "threshold", "random return", "length", "action space"
+    )?;
     for spec in registered() {
         let mut env = make(&spec.id)?;
         let limit = spec.max_episode_steps.map_or("-".to_string(), |n| n.to_string());
@@ -37,16 +34,17 @@ pub fn run(args: &EnvsArgs) -> Result<ExitCode> {
             let (ret, len) = random_episode(env.as_mut(), args.seed)?;
             (format!("{ret:.2}"), len.to_string())
         };
-        println!(
-            "{:<26} {:<34} {:<26} {:>9} {:>9} {:>14} {:>7}",
+        writeln!(
+            out,
+            "{:<26} {:>9} {:>9} {:>13} {:>6}  {:<16} {}",
             spec.id,
-            truncate(&env.observation_space().to_string(), 34),
-            truncate(&env.action_space().to_string(), 26),
             limit,
             threshold,
             ret,
-            len
-        );
+            len,
+            env.action_space().to_string(),
+            env.observation_space()
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -81,14 +79,4 @@ fn random_episode(env: &mut dyn DynEnv, seed: u64) -> Result<(f64, usize)> {
         }
     }
     Ok((ret, len))
-}
-
-fn truncate(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(width - 1).collect();
-        t.push('…');
-        t
-    }
 }
