@@ -4,18 +4,32 @@ use std::process::Command;
 
 fn deeprl(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_deeprl")).args(args).output().expect("run deeprl");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn envs_lists_every_id_with_spaces_and_a_random_episode() {
     let (ok, stdout, stderr) = deeprl(&["envs"]);
     assert!(ok, "{stderr}");
-    for id in ["CartPole-v1", "Pendulum-v1", "FrozenLake8x8-v1", "Taxi-v4", "Blackjack-v1", "ThreeStateMdp-v0"] {
+    for id in [
+        "CartPole-v1",
+        "Pendulum-v1",
+        "FrozenLake8x8-v1",
+        "Taxi-v4",
+        "Blackjack-v1",
+        "ThreeStateMdp-v0",
+    ] {
         assert!(stdout.lines().any(|l| l.starts_with(id)), "{id} missing:\n{stdout}");
     }
     let cartpole = stdout.lines().find(|l| l.starts_with("CartPole-v1")).unwrap();
-    assert!(cartpole.contains("Discrete(2)") && cartpole.contains("Box(") && cartpole.contains("500"), "{cartpole}");
+    assert!(
+        cartpole.contains("Discrete(2)") && cartpole.contains("Box(") && cartpole.contains("500"),
+        "{cartpole}"
+    );
     // The same seed plays the same episodes.
     assert_eq!(deeprl(&["envs", "--seed", "3"]).1, deeprl(&["envs", "--seed", "3"]).1);
 }

@@ -84,12 +84,12 @@ impl Acrobot {
     /// The observation of the current state.
     pub fn observation(&self) -> [f32; 6] {
         let [t1, t2, dt1, dt2] = self.state;
-        [t1.cos(), t1.sin(), t2.cos(), t2.sin(), dt1, dt2].map(|v| v as f32)
+        [libm::cos(t1), libm::sin(t1), libm::cos(t2), libm::sin(t2), dt1, dt2].map(|v| v as f32)
     }
 
     fn terminal(&self) -> bool {
         let [t1, t2, _, _] = self.state;
-        -t1.cos() - (t2 + t1).cos() > 1.0
+        -libm::cos(t1) - libm::cos(t2 + t1) > 1.0
     }
 
     /// Gymnasium's `_dsdt` ("book" dynamics), in its order of operations.
@@ -100,13 +100,13 @@ impl Acrobot {
         let (i1, i2) = (Self::LINK_MOI, Self::LINK_MOI);
         let g = Self::GRAVITY;
         let [theta1, theta2, dtheta1, dtheta2, a] = s;
-        let (sin2, cos2) = (theta2.sin(), theta2.cos());
+        let (sin2, cos2) = (libm::sin(theta2), libm::cos(theta2));
         let d1 = m1 * (lc1 * lc1) + m2 * (l1 * l1 + lc2 * lc2 + 2.0 * l1 * lc2 * cos2) + i1 + i2;
         let d2 = m2 * (lc2 * lc2 + l1 * lc2 * cos2) + i2;
-        let phi2 = m2 * lc2 * g * (theta1 + theta2 - PI / 2.0).cos();
+        let phi2 = m2 * lc2 * g * libm::cos(theta1 + theta2 - PI / 2.0);
         let phi1 = -m2 * l1 * lc2 * numpy_square(dtheta2) * sin2
             - 2.0 * m2 * l1 * lc2 * dtheta2 * dtheta1 * sin2
-            + (m1 * lc1 + m2 * l1) * g * (theta1 - PI / 2.0).cos()
+            + (m1 * lc1 + m2 * l1) * g * libm::cos(theta1 - PI / 2.0)
             + phi2;
         let ddtheta2 = (a + d2 / d1 * phi1 - m2 * l1 * lc2 * numpy_square(dtheta1) * sin2 - phi2)
             / (m2 * (lc2 * lc2) + i2 - numpy_square(d2) / d1);

@@ -3,7 +3,9 @@
 //! Each env reproduces Gymnasium 1.4.0 step for step: the same constants, the same order of
 //! floating-point operations, the same float32/float64 mix (numpy-2 promotion rules are
 //! replayed where Gymnasium mixes the two), the same reset distributions (drawn from the
-//! env's own [`crate::EnvRng`]). Conformance tests against recorded Gymnasium trajectories
+//! env's own [`crate::EnvRng`]). Sines, cosines and powers come from the pure-Rust `libm`
+//! crate rather than the platform's C library, so that a seed gives the same episode, bit for
+//! bit, on every platform (glibc, which Gymnasium used, agrees with it to within one ulp). Conformance tests against recorded Gymnasium trajectories
 //! live in the root package (`tests/conformance_classic_control.rs`).
 //!
 //! Besides the [`crate::Env`] trait, every env has `state()` / `set_state()` on its internal
@@ -74,15 +76,16 @@ pub(crate) fn check_state(state: &[f64], names: &[&str]) -> Result<()> {
     }
 }
 
-/// `x**2` as numpy computes it for a float64 scalar: C `pow(x, 2.0)`, which glibc's `pow`
-/// (error below 0.52 ulp) does not always round like `x * x` (measured: 3 rewards in 2959
-/// recorded Pendulum steps differ by one ulp with `x * x`). `black_box` keeps LLVM from
-/// rewriting `pow(x, 2.0)` into `x * x`.
+/// `x**2` of a float64 numpy scalar. numpy calls C `pow(x, 2.0)`; glibc's `pow` (error below
+/// 0.52 ulp) rounds one ulp away from the exact `x * x` in rare cases (3 rewards of 2959
+/// recorded Pendulum steps, within the conformance tolerances). The envs use the portable
+/// `libm` crate for every transcendental function, so a seed gives the same episode on every
+/// platform; its `pow` returns `x * x` for an exponent of 2.
 pub(crate) fn numpy_square(x: f64) -> f64 {
-    x.powf(std::hint::black_box(2.0))
+    libm::pow(x, 2.0)
 }
 
-/// `x**2` for a float32 numpy scalar: C `powf(x, 2.0f)`.
+/// `x**2` of a float32 numpy scalar (C `powf(x, 2.0f)`); see [`numpy_square`].
 pub(crate) fn numpy_square_f32(x: f32) -> f32 {
-    x.powf(std::hint::black_box(2.0))
+    libm::powf(x, 2.0)
 }

@@ -103,7 +103,8 @@ impl Env for MountainCar {
         check_discrete(*action, 3)?;
         self.phase.check_step()?;
         let [mut position, mut velocity] = self.state;
-        velocity += (*action as f64 - 1.0) * Self::FORCE + (3.0 * position).cos() * -Self::GRAVITY;
+        velocity +=
+            (*action as f64 - 1.0) * Self::FORCE + libm::cos(3.0 * position) * -Self::GRAVITY;
         velocity = velocity.clamp(-Self::MAX_SPEED, Self::MAX_SPEED);
         position += velocity;
         position = position.clamp(Self::MIN_POSITION, Self::MAX_POSITION);

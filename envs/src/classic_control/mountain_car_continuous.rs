@@ -182,7 +182,7 @@ impl Env for MountainCarContinuous {
         } else {
             3.0 * self.state[0]
         };
-        let hill = Self::HILL * three_x.cos();
+        let hill = Self::HILL * libm::cos(three_x);
         // `min(max(a, -1.0), 1.0)` keeps the np.float32 unless a bound replaces it.
         let increment = if f64::from(a) < Self::MIN_ACTION || f64::from(a) > Self::MAX_ACTION {
             Num::F64(f64::from(a).clamp(Self::MIN_ACTION, Self::MAX_ACTION) * Self::POWER - hill)

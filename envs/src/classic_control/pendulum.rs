@@ -99,7 +99,7 @@ impl Pendulum {
     /// The observation of the current state, `[cos θ, sin θ, θ̇]`.
     pub fn observation(&self) -> [f32; 3] {
         let [theta, thetadot] = self.state;
-        [theta.cos(), theta.sin(), thetadot].map(|v| v as f32)
+        [libm::cos(theta), libm::sin(theta), thetadot].map(|v| v as f32)
     }
 }
 
@@ -150,7 +150,7 @@ impl Env for Pendulum {
             + 0.1 * numpy_square(thdot)
             + f64::from(0.001f64 as f32 * numpy_square_f32(u));
         let torque_term = f64::from((3.0 / (m * l * l)) as f32 * u);
-        let newthdot = thdot + (3.0 * g / (2.0 * l) * th.sin() + torque_term) * dt;
+        let newthdot = thdot + (3.0 * g / (2.0 * l) * libm::sin(th) + torque_term) * dt;
         let newthdot = newthdot.clamp(-Self::MAX_SPEED, Self::MAX_SPEED);
         let newth = th + newthdot * dt;
         self.state = [newth, newthdot];
