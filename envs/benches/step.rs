@@ -141,6 +141,7 @@ fn vector(c: &mut Criterion) {
     vector_of(c, "CartPole-v1", 64, 2, cartpole);
     vector_of(c, "CartPole-v1", 1024, 2, cartpole);
     vector_of(c, "Acrobot-v1", 64, 3, || TimeLimit::new(Acrobot::new(), 500));
+    vector_of(c, "Acrobot-v1", 256, 3, || TimeLimit::new(Acrobot::new(), 500));
 }
 
 criterion_group!(benches, builtin_envs, type_erased, vector);

@@ -100,7 +100,7 @@ impl Acrobot {
         let (i1, i2) = (Self::LINK_MOI, Self::LINK_MOI);
         let g = Self::GRAVITY;
         let [theta1, theta2, dtheta1, dtheta2, a] = s;
-        let (sin2, cos2) = (libm::sin(theta2), libm::cos(theta2));
+        let (sin2, cos2) = libm::sincos(theta2);
         let d1 = m1 * (lc1 * lc1) + m2 * (l1 * l1 + lc2 * lc2 + 2.0 * l1 * lc2 * cos2) + i1 + i2;
         let d2 = m2 * (lc2 * lc2 + l1 * lc2 * cos2) + i2;
         let phi2 = m2 * lc2 * g * libm::cos(theta1 + theta2 - PI / 2.0);

@@ -118,7 +118,7 @@ impl Env for CartPole {
         self.phase.check_step()?;
         let [x, x_dot, theta, theta_dot] = self.state;
         let force = if *action == 1 { Self::FORCE_MAG } else { -Self::FORCE_MAG };
-        let (sin_theta, cos_theta) = (libm::sin(theta), libm::cos(theta));
+        let (sin_theta, cos_theta) = libm::sincos(theta);
         let temp = (force + Self::POLE_MASS_LENGTH * (theta_dot * theta_dot) * sin_theta)
             / Self::TOTAL_MASS;
         let theta_acc = (Self::GRAVITY * sin_theta - cos_theta * temp)
