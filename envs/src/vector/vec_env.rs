@@ -5,7 +5,7 @@ use crate::dyn_env::DynEnv;
 use crate::env::ActionRef;
 use crate::error::{EnvError, Result};
 use crate::space::Space;
-use rayon::prelude::*;
+use std::sync::OnceLock;
 
 /// `n_envs` copies of an env, stepped together, with observations in one contiguous buffer.
 ///
@@ -99,49 +99,107 @@ impl<E: DynEnv> Slot<'_, E> {
     }
 }
 
-/// Runs `$f(i, slot)` for every env, with `$iter` / `$chunks` the sequential or the rayon
-/// versions of `iter_mut` / `chunks_mut`, and an optional adapter (rayon's `with_min_len`).
-macro_rules! for_each_slot {
-    ($self:ident, $iter:ident, $chunks:ident, $f:ident $(, $adapter:ident($arg:expr))?) => {
-        $self
+/// The threads that step envs beside the calling thread: one fewer than the cores, so that
+/// no idle helper competes with the caller for a core. Shared by every [`VecEnv`].
+fn helper_pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let build = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("deeprl-vec-env-{i}"))
+                .build()
+        };
+        // Building a pool fails only if no thread can be spawned; one thread is the fallback.
+        build(cores.saturating_sub(1).max(1))
+            .or_else(|_| build(1))
+            .expect("cannot start a thread for the parallel vector env")
+    })
+}
+
+/// Rows `first..first + envs.len()` of every buffer, with their envs: the unit of work that
+/// [`Execution::Parallel`] hands to a thread.
+struct Rows<'a, E> {
+    first: usize,
+    obs_len: usize,
+    envs: &'a mut [E],
+    obs: &'a mut [f32],
+    final_obs: &'a mut [f32],
+    rewards: &'a mut [f64],
+    terminated: &'a mut [bool],
+    truncated: &'a mut [bool],
+    has_final_obs: &'a mut [bool],
+    errors: &'a mut [Option<EnvError>],
+}
+
+impl<'a, E: DynEnv> Rows<'a, E> {
+    fn len(&self) -> usize {
+        self.envs.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.envs.is_empty()
+    }
+
+    /// The first `n` rows and the rest.
+    fn split_at(self, n: usize) -> (Self, Self) {
+        let (envs, envs_rest) = self.envs.split_at_mut(n);
+        let (obs, obs_rest) = self.obs.split_at_mut(n * self.obs_len);
+        let (final_obs, final_obs_rest) = self.final_obs.split_at_mut(n * self.obs_len);
+        let (rewards, rewards_rest) = self.rewards.split_at_mut(n);
+        let (terminated, terminated_rest) = self.terminated.split_at_mut(n);
+        let (truncated, truncated_rest) = self.truncated.split_at_mut(n);
+        let (has_final_obs, has_final_obs_rest) = self.has_final_obs.split_at_mut(n);
+        let (errors, errors_rest) = self.errors.split_at_mut(n);
+        let obs_len = self.obs_len;
+        let head = Rows {
+            first: self.first,
+            obs_len,
+            envs,
+            obs,
+            final_obs,
+            rewards,
+            terminated,
+            truncated,
+            has_final_obs,
+            errors,
+        };
+        let tail = Rows {
+            first: self.first + n,
+            obs_len,
+            envs: envs_rest,
+            obs: obs_rest,
+            final_obs: final_obs_rest,
+            rewards: rewards_rest,
+            terminated: terminated_rest,
+            truncated: truncated_rest,
+            has_final_obs: has_final_obs_rest,
+            errors: errors_rest,
+        };
+        (head, tail)
+    }
+
+    /// Runs `f(i, slot)` for every row, one after the other.
+    fn for_each<F: Fn(usize, Slot<'_, E>)>(self, f: &F) {
+        let rows = self
             .envs
-            .$iter()
-            .zip($self.obs.$chunks($self.obs_len))
-            .zip($self.final_obs.$chunks($self.obs_len))
-            .zip($self.rewards.$iter())
-            .zip($self.terminated.$iter())
-            .zip($self.truncated.$iter())
-            .zip($self.has_final_obs.$iter())
-            .zip($self.errors.$iter())
-            .enumerate()
-            $(.$adapter($arg))?
-            .for_each(
-                |(
-                    i,
-                    (
-                        (
-                            (((((env, obs), final_obs), reward), terminated), truncated),
-                            has_final_obs,
-                        ),
-                        error,
-                    ),
-                )| {
-                    $f(
-                        i,
-                        Slot {
-                            env,
-                            obs,
-                            final_obs,
-                            reward,
-                            terminated,
-                            truncated,
-                            has_final_obs,
-                            error,
-                        },
-                    )
-                },
-            )
-    };
+            .iter_mut()
+            .zip(self.obs.chunks_mut(self.obs_len))
+            .zip(self.final_obs.chunks_mut(self.obs_len))
+            .zip(self.rewards.iter_mut().zip(self.terminated.iter_mut()))
+            .zip(self.truncated.iter_mut().zip(self.has_final_obs.iter_mut()))
+            .zip(self.errors.iter_mut());
+        for (
+            k,
+            (((((env, obs), final_obs), (reward, terminated)), (truncated, has_final_obs)), error),
+        ) in rows.enumerate()
+        {
+            let slot =
+                Slot { env, obs, final_obs, reward, terminated, truncated, has_final_obs, error };
+            f(self.first + k, slot);
+        }
+    }
 }
 
 impl<E: DynEnv> VecEnv<E> {
@@ -255,13 +313,37 @@ impl<E: DynEnv> VecEnv<E> {
     where
         F: Fn(usize, Slot<'_, E>) + Sync + Send,
     {
+        let rows = Rows {
+            first: 0,
+            obs_len: self.obs_len,
+            envs: &mut self.envs,
+            obs: &mut self.obs,
+            final_obs: &mut self.final_obs,
+            rewards: &mut self.rewards,
+            terminated: &mut self.terminated,
+            truncated: &mut self.truncated,
+            has_final_obs: &mut self.has_final_obs,
+            errors: &mut self.errors,
+        };
         match self.execution {
-            Execution::Sequential => for_each_slot!(self, iter_mut, chunks_mut, f),
+            Execution::Sequential => rows.for_each(&f),
             Execution::Parallel => {
-                // One contiguous run of envs per thread: a cheap env steps in tens of
-                // nanoseconds, far less than what handing a single env to a thread costs.
-                let per_thread = self.envs.len().div_ceil(rayon::current_num_threads());
-                for_each_slot!(self, par_iter_mut, par_chunks_mut, f, with_min_len(per_thread))
+                // One contiguous run of envs per core: the calling thread steps the first
+                // while the helper threads take the others. A cheap env steps in tens of
+                // nanoseconds, far less than what waking a thread for a single env costs.
+                let pool = helper_pool();
+                let per_thread = rows.len().div_ceil(pool.current_num_threads() + 1);
+                let (mine, mut rest) = rows.split_at(per_thread);
+                let f = &f;
+                pool.in_place_scope(|scope| {
+                    while !rest.is_empty() {
+                        let take = per_thread.min(rest.len());
+                        let (chunk, tail) = rest.split_at(take);
+                        scope.spawn(move |_| chunk.for_each(f));
+                        rest = tail;
+                    }
+                    mine.for_each(f);
+                });
             }
         }
         let mut first = None;
