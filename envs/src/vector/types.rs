@@ -11,8 +11,9 @@ pub enum Execution {
     /// choice for cheap envs such as CartPole.
     #[default]
     Sequential,
-    /// All envs at once on rayon's global thread pool: worth it when one step costs more than
-    /// a few microseconds. Results are identical to [`Execution::Sequential`].
+    /// One contiguous run of envs per core, the calling thread stepping the first and a rayon
+    /// pool of (cores - 1) helper threads the others: worth it when a vector step holds tens
+    /// of microseconds of work. Results are identical to [`Execution::Sequential`].
     Parallel,
 }
 
