@@ -57,6 +57,7 @@ fn random_episode(env: &mut dyn DynEnv, seed: u64) -> Result<(f64, usize)> {
     env.reset_into(Some(seed), &mut obs)?;
     let space = env.action_space();
     let (mut ret, mut len) = (0.0, 0);
+    let mut refused = 0;
     while len < 10_000 {
         let sample = space.sample(&mut rng);
         let action = match &sample {
@@ -68,10 +69,15 @@ fn random_episode(env: &mut dyn DynEnv, seed: u64) -> Result<(f64, usize)> {
         };
         let out = match env.step_into(action, &mut obs) {
             Ok(out) => out,
-            // A state-dependent action set (a finite MDP): try another random action.
-            Err(deeprl::envs::EnvError::InvalidAction { .. }) => continue,
+            // A state-dependent action set (a finite MDP): try another random action, but give
+            // up on an env that refuses 1,000 in a row.
+            Err(deeprl::envs::EnvError::InvalidAction { .. }) if refused < 1_000 => {
+                refused += 1;
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
+        refused = 0;
         ret += out.reward;
         len += 1;
         if out.done() {
