@@ -15,11 +15,11 @@ fn main() -> anyhow::Result<()> {
             *action = usize::from(row[2] + 0.5 * row[3] > 0.0); // push toward the lean
         }
         let step = envs.step_discrete(&actions)?;
-        for i in 0..step.num_envs() {
-            returns[i] += step.rewards[i];
+        for (i, episode_return) in returns.iter_mut().enumerate() {
+            *episode_return += step.rewards[i];
             if step.done(i) {
-                finished.push(returns[i]);
-                returns[i] = 0.0;
+                finished.push(*episode_return);
+                *episode_return = 0.0;
             }
         }
         obs.copy_from_slice(step.obs);
