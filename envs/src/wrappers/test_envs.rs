@@ -146,57 +146,7 @@ pub(crate) fn small_mdp() -> FiniteMdp {
     }
 }
 
-/// Counts the heap allocations of each thread, so tests can check that a step allocates
-/// nothing.
-mod counting {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    thread_local! {
-        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    }
-
-    fn count() {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-    }
-
-    pub(crate) struct Counting;
-
-    // SAFETY: forwards every call to the system allocator unchanged.
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            count();
-            // SAFETY: the caller's guarantees are passed on.
-            unsafe { System.alloc(layout) }
-        }
-
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            count();
-            // SAFETY: the caller's guarantees are passed on.
-            unsafe { System.alloc_zeroed(layout) }
-        }
-
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            count();
-            // SAFETY: the caller's guarantees are passed on.
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: the caller's guarantees are passed on.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-    }
-
-    #[global_allocator]
-    static GLOBAL: Counting = Counting;
-
-    /// The number of allocations `f` makes on the current thread.
-    pub(crate) fn allocations_in(f: impl FnOnce()) -> usize {
-        let before = ALLOCATIONS.with(Cell::get);
-        f();
-        ALLOCATIONS.with(Cell::get) - before
-    }
+/// The number of heap allocations `f` makes (counted by the `allocation-counter` crate).
+pub(crate) fn allocations_in(f: impl FnOnce()) -> u64 {
+    allocation_counter::measure(f).count_total
 }
-
-pub(crate) use counting::allocations_in;
