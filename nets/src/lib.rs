@@ -1,1 +1,3 @@
 //! Layers, optimizers, schedules and regularisation (filled by a later issue).
+
+pub mod optim;

@@ -1,0 +1,234 @@
+//! The update rules, one fused pass over a parameter's values per step, generic over `f32`
+//! and `f64`. Each follows torch's single-tensor implementation (`foreach=False`) operation
+//! for operation; scalars are computed in `f64` and rounded to the parameter's type, as
+//! torch's kernels do.
+
+use super::config::{
+    AdagradConfig, AdamConfig, AdamaxConfig, NAdamConfig, RmsPropConfig, SgdConfig,
+};
+use num_traits::Float;
+
+/// The state an optimizer keeps for one parameter (torch's `optimizer.state[p]`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ParamState<T> {
+    /// Steps taken.
+    pub step: u64,
+    /// SGD/RMSprop momentum buffer, Adagrad sum, Adam-family first moment.
+    pub first: Vec<T>,
+    /// RMSprop/Adam-family second moment, Adamax infinity norm.
+    pub second: Vec<T>,
+    /// AMSGrad's running maximum, centered RMSprop's gradient average.
+    pub third: Vec<T>,
+    /// NAdam's product of momentum coefficients.
+    pub mu_product: f64,
+}
+
+impl<T: Float> ParamState<T> {
+    /// An empty state for a parameter of `len` values.
+    pub fn new(len: usize) -> Self {
+        ParamState {
+            step: 0,
+            first: Vec::with_capacity(len),
+            second: vec![],
+            third: vec![],
+            mu_product: 1.0,
+        }
+    }
+}
+
+#[inline(always)]
+fn s<T: Float>(x: f64) -> T {
+    T::from(x).unwrap_or_else(T::nan)
+}
+
+/// torch's `lerp(a, b, w)`: `a + w (b - a)` for `|w| < 0.5`, else `b - (b - a)(1 - w)`.
+#[inline(always)]
+fn lerp<T: Float>(a: T, b: T, w: T, one_minus_w: T, small: bool) -> T {
+    if small {
+        a + w * (b - a)
+    } else {
+        b - (b - a) * one_minus_w
+    }
+}
+
+/// Allocates a state buffer on the first step.
+fn ensure<T: Float>(buffer: &mut Vec<T>, len: usize, value: T) {
+    if buffer.len() != len {
+        buffer.clear();
+        buffer.resize(len, value);
+    }
+}
+
+/// The gradient torch works with: negated under `maximize`, plus the L2 term.
+#[inline(always)]
+fn grad<T: Float>(g: T, p: T, maximize: bool, l2: T) -> T {
+    let g = if maximize { -g } else { g };
+    g + l2 * p
+}
+
+/// One SGD step.
+pub fn sgd<T: Float>(c: &SgdConfig, p: &mut [T], g: &[T], st: &mut ParamState<T>) {
+    let (lr, wd, momentum, damp) =
+        (s::<T>(c.lr), s::<T>(c.weight_decay), s::<T>(c.momentum), s::<T>(1.0 - c.dampening));
+    let first = st.step == 0;
+    st.step += 1;
+    if c.momentum == 0.0 {
+        for (p, &g) in p.iter_mut().zip(g) {
+            *p = *p - lr * grad(g, *p, c.maximize, wd);
+        }
+        return;
+    }
+    ensure(&mut st.first, p.len(), T::zero());
+    for ((p, &g), b) in p.iter_mut().zip(g).zip(st.first.iter_mut()) {
+        let d = grad(g, *p, c.maximize, wd);
+        *b = if first { d } else { momentum * *b + damp * d };
+        let d = if c.nesterov { d + momentum * *b } else { *b };
+        *p = *p - lr * d;
+    }
+}
+
+/// One Adagrad step.
+pub fn adagrad<T: Float>(c: &AdagradConfig, p: &mut [T], g: &[T], st: &mut ParamState<T>) {
+    ensure(&mut st.first, p.len(), s(c.initial_accumulator_value));
+    st.step += 1;
+    let clr = s::<T>(c.lr / (1.0 + (st.step - 1) as f64 * c.lr_decay));
+    let (wd, eps) = (s::<T>(c.weight_decay), s::<T>(c.eps));
+    for ((p, &g), sum) in p.iter_mut().zip(g).zip(st.first.iter_mut()) {
+        let g = grad(g, *p, c.maximize, wd);
+        *sum = *sum + g * g;
+        *p = *p - clr * (g / (sum.sqrt() + eps));
+    }
+}
+
+/// One RMSprop step.
+pub fn rmsprop<T: Float>(c: &RmsPropConfig, p: &mut [T], g: &[T], st: &mut ParamState<T>) {
+    let n = p.len();
+    ensure(&mut st.second, n, T::zero());
+    if c.momentum > 0.0 {
+        ensure(&mut st.first, n, T::zero());
+    }
+    if c.centered {
+        ensure(&mut st.third, n, T::zero());
+    }
+    st.step += 1;
+    let (lr, wd, eps, alpha, one_minus_alpha) = (
+        s::<T>(c.lr),
+        s::<T>(c.weight_decay),
+        s::<T>(c.eps),
+        s::<T>(c.alpha),
+        s::<T>(1.0 - c.alpha),
+    );
+    let small = (1.0 - c.alpha).abs() < 0.5;
+    let momentum = s::<T>(c.momentum);
+    for i in 0..n {
+        let g = grad(g[i], p[i], c.maximize, wd);
+        let v = st.second[i] * alpha + g * g * one_minus_alpha;
+        st.second[i] = v;
+        let avg = if c.centered {
+            let m = lerp(st.third[i], g, one_minus_alpha, alpha, small);
+            st.third[i] = m;
+            (v + m * m * -T::one()).sqrt() + eps
+        } else {
+            v.sqrt() + eps
+        };
+        if c.momentum > 0.0 {
+            let b = st.first[i] * momentum + g / avg;
+            st.first[i] = b;
+            p[i] = p[i] - lr * b;
+        } else {
+            p[i] = p[i] - lr * (g / avg);
+        }
+    }
+}
+
+/// One Adam (or AdamW, with `decoupled_weight_decay`) step.
+pub fn adam<T: Float>(c: &AdamConfig, p: &mut [T], g: &[T], st: &mut ParamState<T>) {
+    let n = p.len();
+    ensure(&mut st.first, n, T::zero());
+    ensure(&mut st.second, n, T::zero());
+    if c.amsgrad {
+        ensure(&mut st.third, n, T::zero());
+    }
+    st.step += 1;
+    let (beta1, beta2) = c.betas;
+    let t = st.step as i32;
+    let (bc1, bc2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+    let step_size = s::<T>(c.lr / bc1);
+    let bc2_sqrt = s::<T>(bc2.sqrt());
+    let decay = s::<T>(1.0 - c.lr * c.weight_decay);
+    let l2 = if c.decoupled_weight_decay { T::zero() } else { s(c.weight_decay) };
+    let (w1, one_minus_w1, small) = (s::<T>(1.0 - beta1), s::<T>(beta1), (1.0 - beta1).abs() < 0.5);
+    let (beta2, one_minus_beta2, eps) = (s::<T>(beta2), s::<T>(1.0 - beta2), s::<T>(c.eps));
+    for i in 0..n {
+        if c.decoupled_weight_decay && c.weight_decay != 0.0 {
+            p[i] = p[i] * decay;
+        }
+        let g = grad(g[i], p[i], c.maximize, l2);
+        let m = lerp(st.first[i], g, w1, one_minus_w1, small);
+        let v = st.second[i] * beta2 + g * g * one_minus_beta2;
+        st.first[i] = m;
+        st.second[i] = v;
+        let v = if c.amsgrad {
+            let vmax = st.third[i].max(v);
+            st.third[i] = vmax;
+            vmax
+        } else {
+            v
+        };
+        let denom = v.sqrt() / bc2_sqrt + eps;
+        p[i] = p[i] - step_size * (m / denom);
+    }
+}
+
+/// One Adamax step.
+pub fn adamax<T: Float>(c: &AdamaxConfig, p: &mut [T], g: &[T], st: &mut ParamState<T>) {
+    let n = p.len();
+    ensure(&mut st.first, n, T::zero());
+    ensure(&mut st.second, n, T::zero());
+    st.step += 1;
+    let (beta1, beta2) = c.betas;
+    let clr = s::<T>(c.lr / (1.0 - beta1.powi(st.step as i32)));
+    let (w1, one_minus_w1, small) = (s::<T>(1.0 - beta1), s::<T>(beta1), (1.0 - beta1).abs() < 0.5);
+    let (beta2, eps, wd) = (s::<T>(beta2), s::<T>(c.eps), s::<T>(c.weight_decay));
+    for i in 0..n {
+        let g = grad(g[i], p[i], c.maximize, wd);
+        let m = lerp(st.first[i], g, w1, one_minus_w1, small);
+        let u = (st.second[i] * beta2).max(g.abs() + eps);
+        st.first[i] = m;
+        st.second[i] = u;
+        p[i] = p[i] - clr * (m / u);
+    }
+}
+
+/// One NAdam step.
+pub fn nadam<T: Float>(c: &NAdamConfig, p: &mut [T], g: &[T], st: &mut ParamState<T>) {
+    let n = p.len();
+    ensure(&mut st.first, n, T::zero());
+    ensure(&mut st.second, n, T::zero());
+    st.step += 1;
+    let (beta1, beta2) = c.betas;
+    let t = st.step as f64;
+    let bc2 = s::<T>(1.0 - beta2.powi(st.step as i32));
+    let mu = beta1 * (1.0 - 0.5 * 0.96f64.powf(t * c.momentum_decay));
+    let mu_next = beta1 * (1.0 - 0.5 * 0.96f64.powf((t + 1.0) * c.momentum_decay));
+    st.mu_product *= mu;
+    let coef_g = s::<T>(-c.lr * (1.0 - mu) / (1.0 - st.mu_product));
+    let coef_m = s::<T>(-c.lr * mu_next / (1.0 - st.mu_product * mu_next));
+    let decay = s::<T>(1.0 - c.lr * c.weight_decay);
+    let l2 = if c.decoupled_weight_decay { T::zero() } else { s(c.weight_decay) };
+    let (w1, one_minus_w1, small) = (s::<T>(1.0 - beta1), s::<T>(beta1), (1.0 - beta1).abs() < 0.5);
+    let (beta2, one_minus_beta2, eps) = (s::<T>(beta2), s::<T>(1.0 - beta2), s::<T>(c.eps));
+    for i in 0..n {
+        if c.decoupled_weight_decay && c.weight_decay != 0.0 {
+            p[i] = p[i] * decay;
+        }
+        let g = grad(g[i], p[i], c.maximize, l2);
+        let m = lerp(st.first[i], g, w1, one_minus_w1, small);
+        let v = st.second[i] * beta2 + g * g * one_minus_beta2;
+        st.first[i] = m;
+        st.second[i] = v;
+        let denom = (v / bc2).sqrt() + eps;
+        p[i] = p[i] + coef_g * (g / denom);
+        p[i] = p[i] + coef_m * (m / denom);
+    }
+}
