@@ -6,12 +6,14 @@
 //! trajectories recorded from torch 2.15 (`tests/conformance_optim.rs`).
 
 pub mod config;
+mod optimizer;
 pub mod update;
 
 pub use config::{
     AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, ConfigError, NAdamConfig,
     OptimizerConfig, RmsPropConfig, SgdConfig,
 };
+pub use optimizer::Optim;
 pub use update::ParamState;
 
 use num_traits::Float;

@@ -1,0 +1,203 @@
+//! [`Optim`]: any of the optimizers as a `candle_nn::Optimizer` over candle `Var`s.
+//!
+//! On CPU a step is one fused pass over each parameter's memory, in place, through candle's
+//! in-place custom ops: no tensor is allocated. On other devices the parameter and its
+//! gradient are copied to the host, updated by the same code and written back with
+//! `Var::set` (slower, same results).
+
+use super::config::{AdamConfig, OptimizerConfig};
+use super::update::ParamState;
+use candle_core::backprop::GradStore;
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor, Var};
+use std::cell::RefCell;
+
+/// An optimizer's state for one variable, in the variable's float type.
+#[derive(Debug, Clone)]
+enum State {
+    F32(ParamState<f32>),
+    F64(ParamState<f64>),
+}
+
+/// Any optimizer of this module over a set of variables (`torch.optim.*` semantics).
+///
+/// ```
+/// use candle_core::{Device, Tensor, Var};
+/// use candle_nn::Optimizer;
+/// use deeprl_nets::optim::{Optim, OptimizerConfig, SgdConfig};
+///
+/// let w = Var::new(&[1.0f32, -2.0], &Device::Cpu)?;
+/// let config = OptimizerConfig::Sgd(SgdConfig { lr: 0.1, momentum: 0.9, ..SgdConfig::default() });
+/// let mut opt = Optim::new(vec![w.clone()], config)?;
+/// let loss = w.as_tensor().sqr()?.sum_all()?; // gradient 2w
+/// opt.backward_step(&loss)?;
+/// assert_eq!(w.to_vec1::<f32>()?, vec![0.8, -1.6]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Optim {
+    config: OptimizerConfig,
+    vars: Vec<(Var, State)>,
+}
+
+impl Optim {
+    /// The hyperparameters in use.
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    /// Sets the momentum that 1-cycle schedules cycle: SGD's and RMSprop's `momentum`, the
+    /// Adam family's `beta1` (torch's `OneCycleLR` does the same). Returns false for Adagrad,
+    /// which has none.
+    pub fn set_momentum(&mut self, momentum: f64) -> bool {
+        match &mut self.config {
+            OptimizerConfig::Sgd(c) => c.momentum = momentum,
+            OptimizerConfig::RmsProp(c) => c.momentum = momentum,
+            OptimizerConfig::Adam(c) => c.betas.0 = momentum,
+            OptimizerConfig::AdamW(c) => c.betas.0 = momentum,
+            OptimizerConfig::Adamax(c) => c.betas.0 = momentum,
+            OptimizerConfig::NAdam(c) => c.betas.0 = momentum,
+            OptimizerConfig::Adagrad(_) => return false,
+        }
+        true
+    }
+
+    /// The steps taken so far (the largest over the variables).
+    pub fn steps(&self) -> u64 {
+        self.vars
+            .iter()
+            .map(|(_, s)| match s {
+                State::F32(s) => s.step,
+                State::F64(s) => s.step,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl candle_nn::Optimizer for Optim {
+    type Config = OptimizerConfig;
+
+    /// Keeps the `f32` and `f64` variables (others, e.g. integer buffers, are not trained);
+    /// invalid hyperparameters are an error naming the field.
+    fn new(vars: Vec<Var>, config: OptimizerConfig) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::wrap)?;
+        let vars = vars
+            .into_iter()
+            .filter_map(|v| match v.dtype() {
+                DType::F32 => Some((State::F32(ParamState::new(v.elem_count())), v)),
+                DType::F64 => Some((State::F64(ParamState::new(v.elem_count())), v)),
+                _ => None,
+            })
+            .map(|(s, v)| (v, s))
+            .collect();
+        Ok(Optim { config, vars })
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        for (var, state) in &mut self.vars {
+            let Some(grad) = grads.get(var) else { continue };
+            if grad.dims() != var.dims() || grad.dtype() != var.dtype() {
+                bail!(
+                    "gradient of shape {:?} ({:?}) for a variable of shape {:?} ({:?})",
+                    grad.dims(),
+                    grad.dtype(),
+                    var.dims(),
+                    var.dtype()
+                )
+            }
+            if var.device().is_cpu() {
+                let op = FusedStep { config: &self.config, state: RefCell::new(state) };
+                var.as_tensor().inplace_op2(grad, &op)?;
+            } else {
+                host_step(&self.config, var, grad, state)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.lr()
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        match &mut self.config {
+            OptimizerConfig::Sgd(c) => c.lr = lr,
+            OptimizerConfig::Adagrad(c) => c.lr = lr,
+            OptimizerConfig::RmsProp(c) => c.lr = lr,
+            OptimizerConfig::Adam(c) => c.lr = lr,
+            OptimizerConfig::AdamW(c) => c.lr = lr,
+            OptimizerConfig::Adamax(c) => c.lr = lr,
+            OptimizerConfig::NAdam(c) => c.lr = lr,
+        }
+    }
+}
+
+/// One optimizer step on one contiguous CPU variable, in place.
+struct FusedStep<'a> {
+    config: &'a OptimizerConfig,
+    state: RefCell<&'a mut State>,
+}
+
+/// The contiguous range of a layout's storage.
+fn span(layout: &Layout) -> Result<std::ops::Range<usize>> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(start..end),
+        None => bail!("the optimizer needs contiguous variables and gradients"),
+    }
+}
+
+impl candle_core::InplaceOp2 for FusedStep<'_> {
+    fn name(&self) -> &'static str {
+        "deeprl-optimizer-step"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        grad: &CpuStorage,
+        grad_l: &Layout,
+    ) -> Result<()> {
+        let (p_range, g_range) = (span(dst_l)?, span(grad_l)?);
+        let mut state = self.state.borrow_mut();
+        let update = match (dst, grad, &mut **state) {
+            (CpuStorage::F32(p), CpuStorage::F32(g), State::F32(s)) => {
+                self.config.update(&mut p[p_range], &g[g_range], s)
+            }
+            (CpuStorage::F64(p), CpuStorage::F64(g), State::F64(s)) => {
+                self.config.update(&mut p[p_range], &g[g_range], s)
+            }
+            _ => bail!(
+                "the optimizer supports f32 and f64 variables with gradients of the same type"
+            ),
+        };
+        update.map_err(candle_core::Error::wrap)
+    }
+}
+
+/// The step for variables on other devices: through the host, with the same update code.
+fn host_step(config: &OptimizerConfig, var: &Var, grad: &Tensor, state: &mut State) -> Result<()> {
+    let shape = var.shape().clone();
+    let updated = match state {
+        State::F32(s) => {
+            let mut p = var.flatten_all()?.to_vec1::<f32>()?;
+            let g = grad.flatten_all()?.to_vec1::<f32>()?;
+            config.update(&mut p, &g, s).map_err(candle_core::Error::wrap)?;
+            Tensor::from_vec(p, shape, var.device())?
+        }
+        State::F64(s) => {
+            let mut p = var.flatten_all()?.to_vec1::<f64>()?;
+            let g = grad.flatten_all()?.to_vec1::<f64>()?;
+            config.update(&mut p, &g, s).map_err(candle_core::Error::wrap)?;
+            Tensor::from_vec(p, shape, var.device())?
+        }
+    };
+    var.set(&updated)
+}
+
+/// AdamW's defaults as an [`OptimizerConfig`], the usual choice for deep RL.
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::Adam(AdamConfig::default())
+    }
+}
