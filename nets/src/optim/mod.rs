@@ -5,10 +5,12 @@
 //! one fused pass over a parameter's values, generic over `f32` and `f64`, checked against
 //! trajectories recorded from torch 2.15 (`tests/conformance_optim.rs`).
 
+pub mod clip;
 pub mod config;
 mod optimizer;
 pub mod update;
 
+pub use clip::{clip_grad_norm, clip_grad_value};
 pub use config::{
     AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, ConfigError, NAdamConfig,
     OptimizerConfig, RmsPropConfig, SgdConfig,

@@ -201,3 +201,65 @@ impl Default for OptimizerConfig {
         OptimizerConfig::Adam(AdamConfig::default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::{AdamConfig, SgdConfig};
+    use candle_core::Device;
+    use candle_nn::Optimizer;
+
+    fn grads_for(vars: &[&Var], scale: f64) -> GradStore {
+        let mut loss =
+            Tensor::new(0.0f32, &Device::Cpu).unwrap().to_dtype(vars[0].dtype()).unwrap();
+        for v in vars {
+            loss = (loss
+                + v.as_tensor().sqr().unwrap().sum_all().unwrap().affine(scale, 0.0).unwrap())
+            .unwrap();
+        }
+        loss.backward().unwrap()
+    }
+
+    #[test]
+    fn the_fused_cpu_step_equals_the_host_path_and_the_plain_update() {
+        let config =
+            OptimizerConfig::Adam(AdamConfig { lr: 0.1, amsgrad: true, ..AdamConfig::default() });
+        let init = [[0.5f32, -1.0, 2.0], [0.25, 3.0, -0.75]];
+        let fused = Var::new(&init, &Device::Cpu).unwrap();
+        let host = Var::new(&init, &Device::Cpu).unwrap();
+        let mut plain: Vec<f32> = init.concat();
+        let mut opt = Optim::new(vec![fused.clone()], config).unwrap();
+        let (mut host_state, mut plain_state) =
+            (State::F32(ParamState::new(6)), ParamState::new(6));
+        for step in 0..5 {
+            let scale = 1.0 + step as f64;
+            opt.step(&grads_for(&[&fused], scale)).unwrap();
+            let grads = grads_for(&[&host], scale);
+            host_step(&config, &host, grads.get(&host).unwrap(), &mut host_state).unwrap();
+            let g: Vec<f32> = plain.iter().map(|&p| (2.0 * scale) as f32 * p).collect();
+            config.update(&mut plain, &g, &mut plain_state).unwrap();
+        }
+        let fused = fused.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(fused, host.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(fused, plain);
+        assert_eq!(opt.steps(), 5);
+    }
+
+    #[test]
+    fn learning_rate_momentum_and_bad_gradients() {
+        let w = Var::new(&[1.0f64, 2.0], &Device::Cpu).unwrap();
+        let config =
+            OptimizerConfig::Sgd(SgdConfig { lr: 0.5, momentum: 0.9, ..SgdConfig::default() });
+        let mut opt = Optim::new(vec![w.clone()], config).unwrap();
+        opt.set_learning_rate(0.25);
+        assert_eq!(opt.learning_rate(), 0.25);
+        assert!(opt.set_momentum(0.8));
+        let mut grads = grads_for(&[&w], 1.0);
+        grads.insert(&w, Tensor::new(&[1.0f64, 2.0, 3.0], &Device::Cpu).unwrap());
+        let err = opt.step(&grads).unwrap_err().to_string();
+        assert!(err.contains("gradient of shape [3]"), "{err}");
+        assert_eq!(w.to_vec1::<f64>().unwrap(), vec![1.0, 2.0]);
+        let bad = OptimizerConfig::Sgd(SgdConfig { lr: -1.0, ..SgdConfig::default() });
+        assert!(Optim::new(vec![w], bad).unwrap_err().to_string().contains("lr = -1"));
+    }
+}
