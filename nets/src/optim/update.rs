@@ -111,6 +111,21 @@ pub fn rmsprop<T: Float>(c: &RmsPropConfig, p: &mut [T], g: &[T], st: &mut Param
         ensure(&mut st.third, n, T::zero());
     }
     st.step += 1;
+    // One monomorphised loop per variant, so that each is branch-free and vectorises.
+    match (c.centered, c.momentum > 0.0) {
+        (false, false) => rmsprop_loop::<T, false, false>(c, p, g, st),
+        (false, true) => rmsprop_loop::<T, false, true>(c, p, g, st),
+        (true, false) => rmsprop_loop::<T, true, false>(c, p, g, st),
+        (true, true) => rmsprop_loop::<T, true, true>(c, p, g, st),
+    }
+}
+
+fn rmsprop_loop<T: Float, const CENTERED: bool, const MOMENTUM: bool>(
+    c: &RmsPropConfig,
+    p: &mut [T],
+    g: &[T],
+    st: &mut ParamState<T>,
+) {
     let (lr, wd, eps, alpha, one_minus_alpha) = (
         s::<T>(c.lr),
         s::<T>(c.weight_decay),
@@ -120,18 +135,18 @@ pub fn rmsprop<T: Float>(c: &RmsPropConfig, p: &mut [T], g: &[T], st: &mut Param
     );
     let small = (1.0 - c.alpha).abs() < 0.5;
     let momentum = s::<T>(c.momentum);
-    for i in 0..n {
+    for i in 0..p.len() {
         let g = grad(g[i], p[i], c.maximize, wd);
         let v = st.second[i] * alpha + g * g * one_minus_alpha;
         st.second[i] = v;
-        let avg = if c.centered {
+        let avg = if CENTERED {
             let m = lerp(st.third[i], g, one_minus_alpha, alpha, small);
             st.third[i] = m;
             (v + m * m * -T::one()).sqrt() + eps
         } else {
             v.sqrt() + eps
         };
-        if c.momentum > 0.0 {
+        if MOMENTUM {
             let b = st.first[i] * momentum + g / avg;
             st.first[i] = b;
             p[i] = p[i] - lr * b;
@@ -159,24 +174,30 @@ pub fn adam<T: Float>(c: &AdamConfig, p: &mut [T], g: &[T], st: &mut ParamState<
     let l2 = if c.decoupled_weight_decay { T::zero() } else { s(c.weight_decay) };
     let (w1, one_minus_w1, small) = (s::<T>(1.0 - beta1), s::<T>(beta1), (1.0 - beta1).abs() < 0.5);
     let (beta2, one_minus_beta2, eps) = (s::<T>(beta2), s::<T>(1.0 - beta2), s::<T>(c.eps));
-    for i in 0..n {
-        if c.decoupled_weight_decay && c.weight_decay != 0.0 {
-            p[i] = p[i] * decay;
+    let decoupled = c.decoupled_weight_decay && c.weight_decay != 0.0;
+    // The same body twice, so that each loop is branch-free and vectorises.
+    let moments = p.iter_mut().zip(g).zip(st.first.iter_mut().zip(st.second.iter_mut()));
+    if c.amsgrad {
+        for (((p, &g), (m, v)), vmax) in moments.zip(st.third.iter_mut()) {
+            if decoupled {
+                *p = *p * decay;
+            }
+            let g = grad(g, *p, c.maximize, l2);
+            *m = lerp(*m, g, w1, one_minus_w1, small);
+            *v = *v * beta2 + g * g * one_minus_beta2;
+            *vmax = vmax.max(*v);
+            *p = *p - step_size * (*m / (vmax.sqrt() / bc2_sqrt + eps));
         }
-        let g = grad(g[i], p[i], c.maximize, l2);
-        let m = lerp(st.first[i], g, w1, one_minus_w1, small);
-        let v = st.second[i] * beta2 + g * g * one_minus_beta2;
-        st.first[i] = m;
-        st.second[i] = v;
-        let v = if c.amsgrad {
-            let vmax = st.third[i].max(v);
-            st.third[i] = vmax;
-            vmax
-        } else {
-            v
-        };
-        let denom = v.sqrt() / bc2_sqrt + eps;
-        p[i] = p[i] - step_size * (m / denom);
+    } else {
+        for ((p, &g), (m, v)) in moments {
+            if decoupled {
+                *p = *p * decay;
+            }
+            let g = grad(g, *p, c.maximize, l2);
+            *m = lerp(*m, g, w1, one_minus_w1, small);
+            *v = *v * beta2 + g * g * one_minus_beta2;
+            *p = *p - step_size * (*m / (v.sqrt() / bc2_sqrt + eps));
+        }
     }
 }
 
