@@ -2,7 +2,7 @@
 //! `clip_grad_value_`.
 
 use candle_core::backprop::GradStore;
-use candle_core::{bail, Result, Var};
+use candle_core::{bail, DType, Result, Tensor, Var};
 
 /// Scales the gradients of `vars` so that their global L2 norm (over all of them together)
 /// is at most `max_norm`, and returns the norm before clipping. As torch, the factor is
@@ -12,13 +12,22 @@ pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Res
     if !(max_norm.is_finite() && max_norm > 0.0) {
         bail!("invalid max_norm = {max_norm}: expected a positive number")
     }
-    let mut total = 0.0;
+    // Sum the squares on the gradients' device and read one number back (one sync, not one
+    // per variable).
+    let mut total: Option<Tensor> = None;
     for var in vars {
         if let Some(g) = grads.get(var) {
-            total += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+            let squares = g.sqr()?.sum_all()?.to_dtype(DType::F64)?;
+            total = Some(match total {
+                Some(t) => (t + squares)?,
+                None => squares,
+            });
         }
     }
-    let norm = total.sqrt();
+    let norm = match total {
+        Some(t) => t.to_scalar::<f64>()?.sqrt(),
+        None => 0.0,
+    };
     let coef = max_norm / (norm + 1e-6);
     if coef < 1.0 {
         for var in vars {

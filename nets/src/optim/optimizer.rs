@@ -83,12 +83,14 @@ impl candle_nn::Optimizer for Optim {
         config.validate().map_err(candle_core::Error::wrap)?;
         let vars = vars
             .into_iter()
-            .filter_map(|v| match v.dtype() {
-                DType::F32 => Some((State::F32(ParamState::new(v.elem_count())), v)),
-                DType::F64 => Some((State::F64(ParamState::new(v.elem_count())), v)),
-                _ => None,
+            .filter_map(|v| {
+                let state = match v.dtype() {
+                    DType::F32 => State::F32(ParamState::new(v.elem_count())),
+                    DType::F64 => State::F64(ParamState::new(v.elem_count())),
+                    _ => return None,
+                };
+                Some((v, state))
             })
-            .map(|(s, v)| (v, s))
             .collect();
         Ok(Optim { config, vars })
     }
