@@ -15,7 +15,7 @@ pub use config::{
     AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, ConfigError, NAdamConfig,
     OptimizerConfig, RmsPropConfig, SgdConfig,
 };
-pub use optimizer::Optim;
+pub use optimizer::{Optim, SavedState};
 pub use update::ParamState;
 
 use num_traits::Float;

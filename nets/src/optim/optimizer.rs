@@ -74,6 +74,81 @@ impl Optim {
     }
 }
 
+/// One variable's optimizer state as plain numbers, for checkpoints (`f32` buffers are
+/// widened to `f64`, which is exact, and narrowed back on import).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SavedState {
+    /// Steps taken.
+    pub step: u64,
+    /// NAdam's product of momentum coefficients (1 for the others).
+    pub mu_product: f64,
+    /// The state buffers (torch's momentum buffer / sum / exp_avg, exp_avg_sq, max_exp_avg_sq
+    /// or grad_avg); empty before the first step or when the optimizer keeps none.
+    pub buffers: [Vec<f64>; 3],
+}
+
+fn export<T: num_traits::Float>(s: &ParamState<T>) -> SavedState {
+    let widen = |b: &[T]| b.iter().map(|x| x.to_f64().unwrap_or(f64::NAN)).collect();
+    SavedState {
+        step: s.step,
+        mu_product: s.mu_product,
+        buffers: [widen(&s.first), widen(&s.second), widen(&s.third)],
+    }
+}
+
+fn import<T: num_traits::Float>(saved: &SavedState, len: usize) -> Result<ParamState<T>> {
+    let narrow = |b: &[f64]| -> Result<Vec<T>> {
+        if !b.is_empty() && b.len() != len {
+            bail!("optimizer state buffer of {} values for a variable of {len}", b.len())
+        }
+        Ok(b.iter().map(|&x| T::from(x).unwrap_or_else(T::nan)).collect())
+    };
+    Ok(ParamState {
+        step: saved.step,
+        mu_product: saved.mu_product,
+        first: narrow(&saved.buffers[0])?,
+        second: narrow(&saved.buffers[1])?,
+        third: narrow(&saved.buffers[2])?,
+    })
+}
+
+impl Optim {
+    /// The state of every variable, in the order the variables were given (torch's
+    /// `optimizer.state_dict()["state"]`).
+    pub fn export_state(&self) -> Vec<SavedState> {
+        self.vars
+            .iter()
+            .map(|(_, s)| match s {
+                State::F32(s) => export(s),
+                State::F64(s) => export(s),
+            })
+            .collect()
+    }
+
+    /// Restores what [`export_state`](Self::export_state) returned, for the same variables in
+    /// the same order; a count or length mismatch is an error and changes nothing.
+    pub fn import_state(&mut self, saved: &[SavedState]) -> Result<()> {
+        if saved.len() != self.vars.len() {
+            bail!(
+                "optimizer state for {} variables, this optimizer has {}",
+                saved.len(),
+                self.vars.len()
+            )
+        }
+        let mut states = Vec::with_capacity(saved.len());
+        for ((var, state), saved) in self.vars.iter().zip(saved) {
+            states.push(match state {
+                State::F32(_) => State::F32(import(saved, var.elem_count())?),
+                State::F64(_) => State::F64(import(saved, var.elem_count())?),
+            });
+        }
+        for ((_, state), new) in self.vars.iter_mut().zip(states) {
+            *state = new;
+        }
+        Ok(())
+    }
+}
+
 impl candle_nn::Optimizer for Optim {
     type Config = OptimizerConfig;
 
