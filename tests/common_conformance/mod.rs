@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::path::PathBuf;
 
+pub mod layers;
+
 /// The data folder: `$DEEPRL_CONFORMANCE_DIR` when set, else `tests/data/conformance`.
 pub fn data_dir() -> PathBuf {
     match std::env::var_os("DEEPRL_CONFORMANCE_DIR") {
