@@ -61,7 +61,7 @@ pub fn check_gradients(
             let numeric = (eval(original[i] + h)? - eval(original[i] - h)?) / (2.0 * h);
             values[i] = original[i];
             let ratio = (analytic[i] - numeric).abs() / (atol + rtol * numeric.abs());
-            if !(ratio <= report.worst_ratio) {
+            if ratio.is_nan() || ratio > report.worst_ratio {
                 report = GradCheck {
                     worst: (vi, i),
                     worst_ratio: ratio,
