@@ -83,12 +83,18 @@ mod tests {
     #[test]
     fn catches_a_right_and_a_wrong_gradient() {
         let x = Var::new(&[0.3f64, -1.2, 2.0], &Device::Cpu).unwrap();
-        let ok =
-            check_gradients(&[x.clone()], || x.as_tensor().sqr()?.sin(), 1e-6, 1e-8, 1e-6).unwrap();
+        let ok = check_gradients(
+            std::slice::from_ref(&x),
+            || x.as_tensor().sqr()?.sin(),
+            1e-6,
+            1e-8,
+            1e-6,
+        )
+        .unwrap();
         assert!(ok.passed(), "{ok:?}");
         // detach() hides the dependence of the second factor: the backward pass is wrong.
         let bad = check_gradients(
-            &[x.clone()],
+            std::slice::from_ref(&x),
             || x.as_tensor().mul(&x.as_tensor().detach()),
             1e-6,
             1e-8,
