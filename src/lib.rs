@@ -12,3 +12,8 @@ pub use deeprl_agents as agents;
 pub use deeprl_envs as envs;
 pub use deeprl_nets as nets;
 pub use deeprl_replay as replay;
+
+pub mod csv_log;
+pub mod presets;
+pub mod runs;
+pub mod tensorboard;

@@ -18,6 +18,16 @@ enum Command {
     Envs(commands::envs::EnvsArgs),
     /// Check that an environment keeps the contract of the Env trait.
     CheckEnv(commands::check_env::CheckEnvArgs),
+    /// List the agents with their config keys and defaults.
+    Agents(commands::agents::AgentsArgs),
+    /// Train an agent on an environment (or resume a run).
+    Train(commands::train::TrainArgs),
+    /// Evaluate a trained agent with its greedy policy.
+    Eval(commands::eval::EvalArgs),
+    /// Record a GIF of a trained agent.
+    Record(commands::record::RecordArgs),
+    /// Plot learning curves of runs to a PNG.
+    Plot(commands::plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +35,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Envs(args) => commands::envs::run(&args),
         Command::CheckEnv(args) => commands::check_env::run(&args),
+        Command::Agents(args) => commands::agents::run(&args),
+        Command::Train(args) => commands::train::run(&args),
+        Command::Eval(args) => commands::eval::run(&args),
+        Command::Record(args) => commands::record::run(&args),
+        Command::Plot(args) => commands::plot::run(&args),
     };
     match result {
         Ok(code) => code,

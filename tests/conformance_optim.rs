@@ -1,11 +1,15 @@
 //! Conformance of the optimizers' update rules with `torch.optim` (PyTorch 2.15): every case
 //! of every file in `optim/` (README section D) is replayed in float64 and float32 from the
 //! same initial parameters and gradients, and compared after every step within the README's
-//! tolerances. Set `DEEPRL_CONFORMANCE_DIR` to check another data set of the same format.
+//! tolerances. Each case is replayed three ways: the update rule on plain slices, and `Optim`
+//! over candle variables on its fused CPU path and on its tensor-op path (the one other
+//! devices take). Set `DEEPRL_CONFORMANCE_DIR` to check another data set of the same format.
 
+use candle_core::{Device, Tensor, Var, WithDType};
+use candle_nn::Optimizer;
 use deeprl::nets::optim::{
-    AdagradConfig, AdamConfig, AdamaxConfig, NAdamConfig, OptimizerConfig, ParamState,
-    RmsPropConfig, SgdConfig,
+    AdagradConfig, AdamConfig, AdamaxConfig, NAdamConfig, Optim, OptimPath, OptimizerConfig,
+    ParamState, RmsPropConfig, SgdConfig,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -148,31 +152,73 @@ fn config(case: &Case) -> OptimizerConfig {
     c
 }
 
+/// How a case is replayed.
+#[derive(Debug, Clone, Copy)]
+enum Runner {
+    /// `OptimizerConfig::update` on plain vectors.
+    Plain,
+    /// `Optim` over candle variables on CPU, on the given path.
+    Optim(OptimPath),
+}
+
 /// Replays a case with parameters of type `T`, checking `|a - b| <= abs + rel |b|` after
-/// every step against `expected`.
-fn replay<T: num_traits::Float + std::fmt::Debug>(
+/// every step against `expected`; returns the largest error relative to the tolerance.
+fn replay<T: num_traits::Float + WithDType + std::fmt::Debug>(
     case: &Case,
     expected: &[Params],
     abs: f64,
     rel: f64,
+    runner: Runner,
 ) -> f64 {
     let config = config(case);
     let cast = |v: &[f64]| v.iter().map(|&x| T::from(x).expect("cast")).collect::<Vec<T>>();
     let mut params: Vec<Vec<T>> =
         case.param_names.iter().map(|n| cast(&case.initial_params[n])).collect();
     let mut states: Vec<ParamState<T>> = params.iter().map(|p| ParamState::new(p.len())).collect();
+    let mut optim = match runner {
+        Runner::Plain => None,
+        Runner::Optim(path) => {
+            let vars: Vec<Var> = params
+                .iter()
+                .map(|p| Var::from_slice(p, p.len(), &Device::Cpu).expect("var"))
+                .collect();
+            let mut loss = vars[0].sum_all().expect("sum");
+            for v in &vars[1..] {
+                loss = (loss + v.sum_all().expect("sum")).expect("add");
+            }
+            let store = loss.backward().expect("backward");
+            let opt = Optim::with_path(vars.clone(), config, path).expect("optimizer");
+            Some((vars, opt, store))
+        }
+    };
     let mut worst = 0.0f64;
     for (t, (grads, after)) in case.grads.iter().zip(expected).enumerate() {
+        match &mut optim {
+            None => {
+                for (k, name) in case.param_names.iter().enumerate() {
+                    config
+                        .update(&mut params[k], &cast(&grads[name]), &mut states[k])
+                        .expect("lengths match");
+                }
+            }
+            Some((vars, opt, store)) => {
+                for (var, name) in vars.iter().zip(&case.param_names) {
+                    let g = Tensor::from_slice(&cast(&grads[name]), var.dims(), &Device::Cpu);
+                    store.insert(var, g.expect("gradient"));
+                }
+                opt.step(store).expect("step");
+                for (p, var) in params.iter_mut().zip(vars.iter()) {
+                    *p = var.to_vec1::<T>().expect("values");
+                }
+            }
+        }
         for (k, name) in case.param_names.iter().enumerate() {
-            config
-                .update(&mut params[k], &cast(&grads[name]), &mut states[k])
-                .expect("lengths match");
             for (i, (&a, &b)) in params[k].iter().zip(&after[name]).enumerate() {
-                let a = a.to_f64().expect("f64");
+                let a = num_traits::ToPrimitive::to_f64(&a).expect("f64");
                 let err = (a - b).abs();
                 assert!(
                     err <= abs + rel * b.abs(),
-                    "{} step {} {name}[{i}]: got {a}, torch {b} (|diff| {err:e})",
+                    "{} ({runner:?}) step {} {name}[{i}]: got {a}, torch {b} (|diff| {err:e})",
                     case.name,
                     t + 1
                 );
@@ -184,7 +230,7 @@ fn replay<T: num_traits::Float + std::fmt::Debug>(
 }
 
 #[test]
-fn every_optimizer_case_matches_torch_in_float64_and_float32() {
+fn every_optimizer_case_matches_torch_in_float64_and_float32_on_every_path() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir())
         .expect("optim conformance folder")
         .map(|e| e.expect("entry").path())
@@ -199,9 +245,20 @@ fn every_optimizer_case_matches_torch_in_float64_and_float32() {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for case in &file.cases {
             assert_eq!(case.grads.len(), case.params_after_step_float64.len(), "{}", case.name);
-            let w64 = replay::<f64>(case, &case.params_after_step_float64, 1e-12, 1e-10);
-            let w32 = replay::<f32>(case, &case.params_after_step_float32, 1e-5, 1e-5);
-            eprintln!("{}: worst error / tolerance: float64 {w64:.3}, float32 {w32:.3}", case.name);
+            let runners = [
+                Runner::Plain,
+                Runner::Optim(OptimPath::Auto),
+                Runner::Optim(OptimPath::TensorOps),
+            ];
+            for runner in runners {
+                let w64 =
+                    replay::<f64>(case, &case.params_after_step_float64, 1e-12, 1e-10, runner);
+                let w32 = replay::<f32>(case, &case.params_after_step_float32, 1e-5, 1e-5, runner);
+                eprintln!(
+                    "{} ({runner:?}): worst error / tolerance: float64 {w64:.3}, float32 {w32:.3}",
+                    case.name
+                );
+            }
             cases += 1;
         }
     }

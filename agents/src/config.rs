@@ -33,6 +33,7 @@ pub fn closest<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Optio
 /// errors naming the key.
 pub fn parse<T: Config>(table: &toml::Table) -> Result<T> {
     let mut merged = defaults::<T>();
+    let mut given = toml::Table::new();
     for (key, value) in table {
         if !merged.contains_key(key) {
             let known: Vec<&str> = merged.keys().map(String::as_str).collect();
@@ -54,13 +55,28 @@ pub fn parse<T: Config>(table: &toml::Table) -> Result<T> {
                 format!("expected a {expected}, got the {} {value}", value.type_str()),
             ));
         }
-        merged.insert(key.clone(), value);
+        merged.insert(key.clone(), value.clone());
+        given.insert(key.clone(), value);
     }
-    let config: T = toml::Value::Table(merged)
-        .try_into()
-        .map_err(|e: toml::de::Error| AgentError::bad_value("config", e.message().to_string()))?;
+    let config: T = match toml::Value::Table(merged.clone()).try_into() {
+        Ok(config) => config,
+        Err(e) => return Err(blame::<T>(&given, e)),
+    };
     config.validate()?;
     Ok(config)
+}
+
+/// The error of a config that did not deserialize, naming the key at fault: the first key
+/// of `table` that fails on its own over the defaults.
+fn blame<T: Config>(table: &toml::Table, error: toml::de::Error) -> AgentError {
+    for (key, value) in table {
+        let mut single = defaults::<T>();
+        single.insert(key.clone(), value.clone());
+        if let Err(e) = toml::Value::Table(single).try_into::<T>() {
+            return AgentError::bad_value(key, e.message().to_string());
+        }
+    }
+    AgentError::bad_value("config", error.message().to_string())
 }
 
 /// Parses `key=value` as a one-entry TOML table; a value that is not TOML is a string

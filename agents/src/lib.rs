@@ -4,10 +4,17 @@
 pub mod agent;
 pub mod config;
 pub mod error;
+pub mod evaluate;
+pub mod logger;
+pub mod random;
+pub mod runner;
 pub mod spec;
 pub mod state;
 
 pub use agent::{ActionBuf, Agent, TrainInfo, Transition};
 pub use error::{AgentError, Result};
+pub use evaluate::{evaluate, EvalResult};
+pub use logger::{tags, Logger, MemoryLogger, NullLogger};
+pub use runner::{RunConfig, Runner, Status, Summary};
 pub use spec::{AgentSpec, BuildContext};
 pub use state::AgentState;

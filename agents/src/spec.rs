@@ -71,7 +71,7 @@ pub struct AgentSpec {
 
 /// The built-in agents.
 pub fn agents() -> Vec<AgentSpec> {
-    vec![]
+    vec![crate::random::RandomAgent::spec()]
 }
 
 /// The built-in agent named `name`.

@@ -150,7 +150,7 @@ impl AgentState {
 
     /// Stores an optimizer's hyperparameters and state under `prefix`.
     pub fn put_optim(&mut self, prefix: &str, optim: &Optim) -> Result<()> {
-        let saved = optim.export_state();
+        let saved = optim.export_state()?;
         let steps: Vec<(u64, f64)> = saved.iter().map(|s| (s.step, s.mu_product)).collect();
         self.put_meta(&format!("{prefix}config"), optim.config())?;
         self.put_meta(&format!("{prefix}steps"), &steps)?;

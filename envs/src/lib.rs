@@ -30,6 +30,6 @@ pub use env::{
     Step,
 };
 pub use error::{EnvError, EpisodePhase, Result};
-pub use registry::{make, register, register_spec, registered, EnvSpec, Registry};
+pub use registry::{make, register, register_spec, registered, spec, EnvSpec, Registry, Success};
 pub use render::Frame;
 pub use space::{BoxSpace, Space, SpaceSample};

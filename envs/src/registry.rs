@@ -28,17 +28,46 @@ pub struct EnvSpec {
     pub max_episode_steps: Option<usize>,
     /// The average return at which the task counts as solved (Gymnasium's `reward_threshold`).
     pub reward_threshold: Option<f64>,
+    /// What makes one episode a success, for envs that have a goal (evaluation reports the
+    /// success rate).
+    pub success: Option<Success>,
+}
+
+/// When an episode counts as a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Success {
+    /// It terminated (reached its goal) rather than being cut by the time limit: Taxi,
+    /// CliffWalking, MountainCar, Acrobot.
+    Terminated,
+    /// Its return is positive: FrozenLake (the goal pays 1), Blackjack (a win).
+    PositiveReturn,
+}
+
+impl Success {
+    /// Whether an episode with this return and end was a success.
+    pub fn judge(self, episode_return: f64, terminated: bool) -> bool {
+        match self {
+            Success::Terminated => terminated,
+            Success::PositiveReturn => episode_return > 0.0,
+        }
+    }
 }
 
 impl EnvSpec {
     /// A spec with no time limit and no reward threshold.
     pub fn new(id: impl Into<String>) -> Self {
-        EnvSpec { id: id.into(), max_episode_steps: None, reward_threshold: None }
+        EnvSpec { id: id.into(), max_episode_steps: None, reward_threshold: None, success: None }
     }
 
     /// Sets the time limit.
     pub fn with_time_limit(mut self, max_episode_steps: usize) -> Self {
         self.max_episode_steps = Some(max_episode_steps);
+        self
+    }
+
+    /// Sets what makes an episode a success.
+    pub fn with_success(mut self, success: Success) -> Self {
+        self.success = Some(success);
         self
     }
 
@@ -172,6 +201,12 @@ where
     F: Fn() -> E + Send + Sync + 'static,
 {
     global().write().unwrap_or_else(|e| e.into_inner()).register_spec(spec, constructor)
+}
+
+/// The spec of `id` in the process-wide registry.
+pub fn spec(id: &str) -> Option<EnvSpec> {
+    let registry = global().read().unwrap_or_else(|e| e.into_inner());
+    registry.spec(id).cloned()
 }
 
 /// The specs of every id in the process-wide registry, sorted by id.

@@ -1,5 +1,6 @@
 //! One optimizer step over the 67,586 parameters of a 4-256-256-2 MLP (f32, CPU, one core),
-//! for every optimizer of `deeprl_nets::optim` and for candle-nn's AdamW.
+//! for every optimizer of `deeprl_nets::optim` on its fused CPU path and on its tensor-op
+//! path (the one other devices take, forced on CPU), and for candle-nn's AdamW.
 //!
 //! `cargo bench -p deeprl-nets --bench optim`
 
@@ -8,8 +9,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer;
 use criterion::{criterion_group, criterion_main, Criterion};
 use deeprl_nets::optim::{
-    AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, NAdamConfig, Optim, OptimizerConfig,
-    RmsPropConfig, SgdConfig,
+    AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, NAdamConfig, Optim, OptimPath,
+    OptimizerConfig, RmsPropConfig, SgdConfig,
 };
 
 /// The variables of a 4-256-256-2 MLP and a fixed random gradient for each (a gradient that
@@ -59,11 +60,13 @@ fn optimizers(c: &mut Criterion) {
         ("NAdam", OptimizerConfig::NAdam(NAdamConfig::default())),
     ];
     for (name, config) in configs {
-        let (vars, grads) = mlp_vars();
-        let mut opt = Optim::new(vars, config).expect("optimizer");
-        group.bench_function(format!("deeprl {name}"), |b| {
-            b.iter(|| opt.step(&grads).expect("step"))
-        });
+        for (path, label) in [(OptimPath::Auto, "fused"), (OptimPath::TensorOps, "tensor ops")] {
+            let (vars, grads) = mlp_vars();
+            let mut opt = Optim::with_path(vars, config, path).expect("optimizer");
+            group.bench_function(format!("deeprl {name} ({label})"), |b| {
+                b.iter(|| opt.step(&grads).expect("step"))
+            });
+        }
     }
     let (vars, grads) = mlp_vars();
     let mut adamw = candle_nn::AdamW::new(vars, candle_nn::ParamsAdamW::default()).expect("adamw");

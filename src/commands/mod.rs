@@ -1,4 +1,42 @@
 //! One module per subcommand.
 
+pub mod agents;
 pub mod check_env;
 pub mod envs;
+pub mod eval;
+pub mod plot;
+pub mod progress;
+pub mod record;
+pub mod train;
+
+use anyhow::{bail, Result};
+use candle_core::Device;
+
+/// The device named on the command line.
+pub fn device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Device::new_cuda(0).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot use cuda: {e} (build with `--features cuda` on a machine with CUDA)"
+            )
+        }),
+        other => bail!("unknown device `{other}`: use cpu or cuda"),
+    }
+}
+
+/// A loaded checkpoint, rebuilt: the spec, the env and the trained agent.
+pub struct Loaded {
+    pub spec: deeprl::runs::RunSpec,
+    pub built: deeprl::runs::Built,
+}
+
+/// Reads the checkpoint of a run directory (or file) and rebuilds its env and agent.
+pub fn load(checkpoint: &std::path::Path, device_name: &str) -> Result<Loaded> {
+    let device = device(device_name)?;
+    let (spec, state) = deeprl::runs::load_checkpoint(checkpoint)?;
+    let mut built = spec.build(&device)?;
+    let file = deeprl::runs::checkpoint_file(checkpoint);
+    deeprl::runs::load_agent(built.agent.as_mut(), &state, &file)?;
+    Ok(Loaded { spec, built })
+}

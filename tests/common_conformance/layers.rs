@@ -70,9 +70,9 @@ pub fn assert_close(
     assert_eq!(actual.len(), expected.data.len(), "{what}: length");
     for (i, (&a, &b)) in actual.iter().zip(&expected.data).enumerate() {
         let tol = layer_tolerance(float64, b);
-        // Written so that NaN fails.
-        if !((a - b).abs() <= tol) {
-            panic!("{what}[{i}]: {a} vs torch {b} (|diff| {} > tol {tol})", (a - b).abs());
+        let diff = (a - b).abs();
+        if diff.is_nan() || diff > tol {
+            panic!("{what}[{i}]: {a} vs torch {b} (|diff| {diff} > tol {tol})");
         }
     }
 }

@@ -27,7 +27,7 @@ pub use pendulum::Pendulum;
 
 use crate::env::EnvRng;
 use crate::error::{EnvError, Result};
-use crate::registry::{EnvSpec, Registry};
+use crate::registry::{EnvSpec, Registry, Success};
 use rand::Rng;
 
 /// Registers the classic-control ids with Gymnasium 1.4's time limits and thresholds.
@@ -38,17 +38,24 @@ pub(crate) fn register_builtins(registry: &mut Registry) {
             CartPole::new,
         ),
         registry.register_spec(
-            EnvSpec::new("MountainCar-v0").with_time_limit(200).with_reward_threshold(-110.0),
+            EnvSpec::new("MountainCar-v0")
+                .with_time_limit(200)
+                .with_reward_threshold(-110.0)
+                .with_success(Success::Terminated),
             MountainCar::new,
         ),
         registry.register_spec(
             EnvSpec::new("MountainCarContinuous-v0")
                 .with_time_limit(999)
-                .with_reward_threshold(90.0),
+                .with_reward_threshold(90.0)
+                .with_success(Success::Terminated),
             MountainCarContinuous::new,
         ),
         registry.register_spec(
-            EnvSpec::new("Acrobot-v1").with_time_limit(500).with_reward_threshold(-100.0),
+            EnvSpec::new("Acrobot-v1")
+                .with_time_limit(500)
+                .with_reward_threshold(-100.0)
+                .with_success(Success::Terminated),
             Acrobot::new,
         ),
         registry.register_spec(EnvSpec::new("Pendulum-v1").with_time_limit(200), Pendulum::new),

@@ -18,25 +18,39 @@ pub use cliff_walking::CliffWalking;
 pub use frozen_lake::{generate_random_map, FrozenLake, FrozenLakeConfig, FrozenLakeMap};
 pub use taxi::Taxi;
 
-use crate::registry::{EnvSpec, Registry};
+use crate::registry::{EnvSpec, Registry, Success};
 
 /// Registers the toy-text ids with Gymnasium 1.4's time limits and thresholds.
 pub(crate) fn register_builtins(registry: &mut Registry) {
-    let taxi = |id: &str| EnvSpec::new(id).with_time_limit(200).with_reward_threshold(8.0);
+    let taxi = |id: &str| {
+        EnvSpec::new(id)
+            .with_time_limit(200)
+            .with_reward_threshold(8.0)
+            .with_success(Success::Terminated)
+    };
+    let lake = |id: &str, limit, threshold| {
+        EnvSpec::new(id)
+            .with_time_limit(limit)
+            .with_reward_threshold(threshold)
+            .with_success(Success::PositiveReturn)
+    };
     let results = [
-        registry.register_spec(
-            EnvSpec::new("FrozenLake-v1").with_time_limit(100).with_reward_threshold(0.7),
-            FrozenLake::v1,
-        ),
-        registry.register_spec(
-            EnvSpec::new("FrozenLake8x8-v1").with_time_limit(200).with_reward_threshold(0.85),
-            FrozenLake::v1_8x8,
-        ),
+        registry.register_spec(lake("FrozenLake-v1", 100, 0.7), FrozenLake::v1),
+        registry.register_spec(lake("FrozenLake8x8-v1", 200, 0.85), FrozenLake::v1_8x8),
         registry.register_spec(taxi("Taxi-v4"), Taxi::new),
         registry.register_spec(taxi("Taxi-v3"), Taxi::new),
-        registry.register_spec(EnvSpec::new("CliffWalking-v1"), || CliffWalking::new(false)),
-        registry.register_spec(EnvSpec::new("CliffWalkingSlippery-v1"), || CliffWalking::new(true)),
-        registry.register_spec(EnvSpec::new("Blackjack-v1"), Blackjack::default),
+        registry.register_spec(
+            EnvSpec::new("CliffWalking-v1").with_success(Success::Terminated),
+            || CliffWalking::new(false),
+        ),
+        registry.register_spec(
+            EnvSpec::new("CliffWalkingSlippery-v1").with_success(Success::Terminated),
+            || CliffWalking::new(true),
+        ),
+        registry.register_spec(
+            EnvSpec::new("Blackjack-v1").with_success(Success::PositiveReturn),
+            Blackjack::default,
+        ),
     ];
     for result in results {
         result.expect("built-in ids are unique");

@@ -3,11 +3,13 @@
 //!
 //! [`config`] holds the hyperparameters and their validation; [`update`] the update rules as
 //! one fused pass over a parameter's values, generic over `f32` and `f64`, checked against
-//! trajectories recorded from torch 2.15 (`tests/conformance_optim.rs`).
+//! trajectories recorded from torch 2.15 (`tests/conformance_optim.rs`); `tensor_step` the
+//! same rules as candle tensor ops, for variables on other devices ([`OptimPath`]).
 
 pub mod clip;
 pub mod config;
 mod optimizer;
+mod tensor_step;
 pub mod update;
 
 pub use clip::{clip_grad_norm, clip_grad_value};
@@ -15,7 +17,7 @@ pub use config::{
     AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, ConfigError, NAdamConfig,
     OptimizerConfig, RmsPropConfig, SgdConfig,
 };
-pub use optimizer::{Optim, SavedState};
+pub use optimizer::{Optim, OptimPath, SavedState};
 pub use update::ParamState;
 
 use num_traits::Float;

@@ -1,21 +1,37 @@
 //! [`Optim`]: any of the optimizers as a `candle_nn::Optimizer` over candle `Var`s.
 //!
 //! On CPU a step is one fused pass over each parameter's memory, in place, through candle's
-//! in-place custom ops: no tensor is allocated. On other devices the parameter and its
-//! gradient are copied to the host, updated by the same code and written back with
-//! `Var::set` (slower, same results).
+//! in-place custom ops: no tensor is allocated. On other devices (or on CPU with
+//! [`OptimPath::TensorOps`]) the same rule runs as a chain of candle tensor ops on the
+//! variable's device ([`tensor_step`](super::tensor_step)), and the result is written back
+//! with `Var::set`; on CPU both paths give the same numbers.
 
 use super::config::{AdamConfig, OptimizerConfig};
+use super::tensor_step::{self, TensorState};
 use super::update::ParamState;
 use candle_core::backprop::GradStore;
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor, Var};
 use std::cell::RefCell;
 
-/// An optimizer's state for one variable, in the variable's float type.
+/// An optimizer's state for one variable: host buffers in the variable's float type for the
+/// fused CPU step, or tensors on the variable's device for the tensor-op step.
 #[derive(Debug, Clone)]
 enum State {
     F32(ParamState<f32>),
     F64(ParamState<f64>),
+    Tensor(TensorState),
+}
+
+/// How [`Optim`] runs a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OptimPath {
+    /// The fused in-place kernel for variables on CPU, tensor ops on other devices.
+    #[default]
+    Auto,
+    /// Tensor ops on every device, CPU included: for testing the path that other devices
+    /// take, and for devices without a fused kernel. Slower on CPU (each operation
+    /// allocates), same results.
+    TensorOps,
 }
 
 /// Any optimizer of this module over a set of variables (`torch.optim.*` semantics).
@@ -36,10 +52,44 @@ enum State {
 #[derive(Debug)]
 pub struct Optim {
     config: OptimizerConfig,
+    path: OptimPath,
     vars: Vec<(Var, State)>,
 }
 
 impl Optim {
+    /// An optimizer whose step runs on `path`; [`Optimizer::new`](candle_nn::Optimizer::new)
+    /// is `with_path(vars, config, OptimPath::Auto)`. Keeps the `f32` and `f64` variables
+    /// (others, e.g. integer buffers, are not trained); invalid hyperparameters are an error
+    /// naming the field.
+    pub fn with_path(vars: Vec<Var>, config: OptimizerConfig, path: OptimPath) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::wrap)?;
+        let vars = vars
+            .into_iter()
+            .filter_map(|v| {
+                let fused = path == OptimPath::Auto && v.device().is_cpu();
+                let state = match v.dtype() {
+                    DType::F32 | DType::F64 if !fused => State::Tensor(TensorState::new()),
+                    DType::F32 => State::F32(ParamState::new(v.elem_count())),
+                    DType::F64 => State::F64(ParamState::new(v.elem_count())),
+                    _ => return None,
+                };
+                Some((v, state))
+            })
+            .collect();
+        Ok(Optim { config, path, vars })
+    }
+
+    /// An optimizer that runs every step with tensor ops, on CPU too
+    /// ([`OptimPath::TensorOps`]): for tests and for devices without a fused kernel.
+    pub fn with_tensor_ops(vars: Vec<Var>, config: OptimizerConfig) -> Result<Self> {
+        Self::with_path(vars, config, OptimPath::TensorOps)
+    }
+
+    /// The path chosen at construction.
+    pub fn path(&self) -> OptimPath {
+        self.path
+    }
+
     /// The hyperparameters in use.
     pub fn config(&self) -> &OptimizerConfig {
         &self.config
@@ -68,6 +118,7 @@ impl Optim {
             .map(|(_, s)| match s {
                 State::F32(s) => s.step,
                 State::F64(s) => s.step,
+                State::Tensor(s) => s.step,
             })
             .max()
             .unwrap_or(0)
@@ -112,15 +163,57 @@ fn import<T: num_traits::Float>(saved: &SavedState, len: usize) -> Result<ParamS
     })
 }
 
+/// A tensor state's buffers widened to `f64` on the host.
+fn export_tensors(s: &TensorState) -> Result<SavedState> {
+    let widen = |b: &Option<Tensor>| -> Result<Vec<f64>> {
+        match b {
+            Some(b) => b.flatten_all()?.to_dtype(DType::F64)?.to_vec1(),
+            None => Ok(vec![]),
+        }
+    };
+    Ok(SavedState {
+        step: s.step,
+        mu_product: s.mu_product,
+        buffers: [widen(&s.first)?, widen(&s.second)?, widen(&s.third)?],
+    })
+}
+
+/// A saved state as tensors of `var`'s shape, type and device (narrowed as in [`import`]).
+fn import_tensors(saved: &SavedState, var: &Var) -> Result<TensorState> {
+    let narrow = |b: &[f64]| -> Result<Option<Tensor>> {
+        if b.is_empty() {
+            return Ok(None);
+        }
+        if b.len() != var.elem_count() {
+            bail!(
+                "optimizer state buffer of {} values for a variable of {}",
+                b.len(),
+                var.elem_count()
+            )
+        }
+        Ok(Some(Tensor::from_slice(b, var.shape(), var.device())?.to_dtype(var.dtype())?))
+    };
+    Ok(TensorState {
+        step: saved.step,
+        mu_product: saved.mu_product,
+        first: narrow(&saved.buffers[0])?,
+        second: narrow(&saved.buffers[1])?,
+        third: narrow(&saved.buffers[2])?,
+    })
+}
+
 impl Optim {
     /// The state of every variable, in the order the variables were given (torch's
-    /// `optimizer.state_dict()["state"]`).
-    pub fn export_state(&self) -> Vec<SavedState> {
+    /// `optimizer.state_dict()["state"]`), in the same form whichever path the optimizer
+    /// runs: a state exported from one path can be imported into the other. Fails only if a
+    /// tensor state cannot be copied from its device.
+    pub fn export_state(&self) -> Result<Vec<SavedState>> {
         self.vars
             .iter()
             .map(|(_, s)| match s {
-                State::F32(s) => export(s),
-                State::F64(s) => export(s),
+                State::F32(s) => Ok(export(s)),
+                State::F64(s) => Ok(export(s)),
+                State::Tensor(s) => export_tensors(s),
             })
             .collect()
     }
@@ -140,6 +233,7 @@ impl Optim {
             states.push(match state {
                 State::F32(_) => State::F32(import(saved, var.elem_count())?),
                 State::F64(_) => State::F64(import(saved, var.elem_count())?),
+                State::Tensor(_) => State::Tensor(import_tensors(saved, var)?),
             });
         }
         for ((_, state), new) in self.vars.iter_mut().zip(states) {
@@ -152,22 +246,9 @@ impl Optim {
 impl candle_nn::Optimizer for Optim {
     type Config = OptimizerConfig;
 
-    /// Keeps the `f32` and `f64` variables (others, e.g. integer buffers, are not trained);
-    /// invalid hyperparameters are an error naming the field.
+    /// [`Optim::with_path`] with [`OptimPath::Auto`]: the fused step for variables on CPU.
     fn new(vars: Vec<Var>, config: OptimizerConfig) -> Result<Self> {
-        config.validate().map_err(candle_core::Error::wrap)?;
-        let vars = vars
-            .into_iter()
-            .filter_map(|v| {
-                let state = match v.dtype() {
-                    DType::F32 => State::F32(ParamState::new(v.elem_count())),
-                    DType::F64 => State::F64(ParamState::new(v.elem_count())),
-                    _ => return None,
-                };
-                Some((v, state))
-            })
-            .collect();
-        Ok(Optim { config, vars })
+        Self::with_path(vars, config, OptimPath::Auto)
     }
 
     fn step(&mut self, grads: &GradStore) -> Result<()> {
@@ -182,11 +263,15 @@ impl candle_nn::Optimizer for Optim {
                     var.dtype()
                 )
             }
-            if var.device().is_cpu() {
-                let op = FusedStep { config: &self.config, state: RefCell::new(state) };
-                var.as_tensor().inplace_op2(grad, &op)?;
-            } else {
-                host_step(&self.config, var, grad, state)?;
+            match state {
+                State::Tensor(state) => {
+                    let updated = tensor_step::step(&self.config, var.as_tensor(), grad, state)?;
+                    var.set(&updated)?;
+                }
+                _ => {
+                    let op = FusedStep { config: &self.config, state: RefCell::new(state) };
+                    var.as_tensor().inplace_op2(grad, &op)?;
+                }
             }
         }
         Ok(())
@@ -252,26 +337,6 @@ impl candle_core::InplaceOp2 for FusedStep<'_> {
     }
 }
 
-/// The step for variables on other devices: through the host, with the same update code.
-fn host_step(config: &OptimizerConfig, var: &Var, grad: &Tensor, state: &mut State) -> Result<()> {
-    let shape = var.shape().clone();
-    let updated = match state {
-        State::F32(s) => {
-            let mut p = var.flatten_all()?.to_vec1::<f32>()?;
-            let g = grad.flatten_all()?.to_vec1::<f32>()?;
-            config.update(&mut p, &g, s).map_err(candle_core::Error::wrap)?;
-            Tensor::from_vec(p, shape, var.device())?
-        }
-        State::F64(s) => {
-            let mut p = var.flatten_all()?.to_vec1::<f64>()?;
-            let g = grad.flatten_all()?.to_vec1::<f64>()?;
-            config.update(&mut p, &g, s).map_err(candle_core::Error::wrap)?;
-            Tensor::from_vec(p, shape, var.device())?
-        }
-    };
-    var.set(&updated)
-}
-
 /// AdamW's defaults as an [`OptimizerConfig`], the usual choice for deep RL.
 impl Default for OptimizerConfig {
     fn default() -> Self {
@@ -298,36 +363,42 @@ mod tests {
     }
 
     #[test]
-    fn the_fused_cpu_step_equals_the_host_path_and_the_plain_update() {
+    fn the_fused_cpu_step_equals_the_tensor_path_and_the_plain_update() {
         let config =
             OptimizerConfig::Adam(AdamConfig { lr: 0.1, amsgrad: true, ..AdamConfig::default() });
         let init = [[0.5f32, -1.0, 2.0], [0.25, 3.0, -0.75]];
         let fused = Var::new(&init, &Device::Cpu).unwrap();
-        let host = Var::new(&init, &Device::Cpu).unwrap();
+        let tensor = Var::new(&init, &Device::Cpu).unwrap();
         let mut plain: Vec<f32> = init.concat();
         let mut opt = Optim::new(vec![fused.clone()], config).unwrap();
-        let (mut host_state, mut plain_state) =
-            (State::F32(ParamState::new(6)), ParamState::new(6));
+        let mut tensor_opt = Optim::with_tensor_ops(vec![tensor.clone()], config).unwrap();
+        assert_eq!((opt.path(), tensor_opt.path()), (OptimPath::Auto, OptimPath::TensorOps));
+        let mut plain_state = ParamState::new(6);
         for step in 0..5 {
             let scale = 1.0 + step as f64;
             opt.step(&grads_for(&[&fused], scale)).unwrap();
-            let grads = grads_for(&[&host], scale);
-            host_step(&config, &host, grads.get(&host).unwrap(), &mut host_state).unwrap();
+            tensor_opt.step(&grads_for(&[&tensor], scale)).unwrap();
             let g: Vec<f32> = plain.iter().map(|&p| (2.0 * scale) as f32 * p).collect();
             config.update(&mut plain, &g, &mut plain_state).unwrap();
         }
         let fused = fused.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(fused, host.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(fused, tensor.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         assert_eq!(fused, plain);
-        assert_eq!(opt.steps(), 5);
+        assert_eq!((opt.steps(), tensor_opt.steps()), (5, 5));
     }
 
     #[test]
     fn learning_rate_momentum_and_bad_gradients() {
+        for path in [OptimPath::Auto, OptimPath::TensorOps] {
+            learning_rate_momentum_and_bad_gradients_on(path);
+        }
+    }
+
+    fn learning_rate_momentum_and_bad_gradients_on(path: OptimPath) {
         let w = Var::new(&[1.0f64, 2.0], &Device::Cpu).unwrap();
         let config =
             OptimizerConfig::Sgd(SgdConfig { lr: 0.5, momentum: 0.9, ..SgdConfig::default() });
-        let mut opt = Optim::new(vec![w.clone()], config).unwrap();
+        let mut opt = Optim::with_path(vec![w.clone()], config, path).unwrap();
         opt.set_learning_rate(0.25);
         assert_eq!(opt.learning_rate(), 0.25);
         assert!(opt.set_momentum(0.8));
@@ -337,6 +408,6 @@ mod tests {
         assert!(err.contains("gradient of shape [3]"), "{err}");
         assert_eq!(w.to_vec1::<f64>().unwrap(), vec![1.0, 2.0]);
         let bad = OptimizerConfig::Sgd(SgdConfig { lr: -1.0, ..SgdConfig::default() });
-        assert!(Optim::new(vec![w], bad).unwrap_err().to_string().contains("lr = -1"));
+        assert!(Optim::with_path(vec![w], bad, path).unwrap_err().to_string().contains("lr = -1"));
     }
 }
