@@ -2,22 +2,34 @@
 //! `presets/{agent}__{env}.toml` and are compiled into the binary; `--config` and `--set`
 //! override them.
 
-/// One preset file.
+/// One preset, for one (agent, env) pair.
 #[derive(Debug, Clone, Copy)]
 pub struct Preset {
     /// `{agent}__{env}`.
     pub name: &'static str,
+    /// The file it comes from, in `presets/` (several env versions may share one).
+    pub file: &'static str,
     pub text: &'static str,
 }
 
 macro_rules! presets {
-    ($($name:literal),* $(,)?) => {
-        &[$(Preset { name: $name, text: include_str!(concat!("../presets/", $name, ".toml")) }),*]
+    ($($name:literal => $file:literal),* $(,)?) => {
+        &[$(Preset {
+            name: $name,
+            file: $file,
+            text: include_str!(concat!("../presets/", $file, ".toml")),
+        }),*]
     };
 }
 
 /// Every built-in preset.
-pub const PRESETS: &[Preset] = presets![];
+pub const PRESETS: &[Preset] = presets![
+    "q-learning__Taxi-v3" => "q-learning__Taxi",
+    "q-learning__Taxi-v4" => "q-learning__Taxi",
+    "q-learning__FrozenLake-v1" => "q-learning__FrozenLake-v1",
+    "q-learning__CliffWalking-v1" => "q-learning__CliffWalking-v1",
+    "value-iteration__FrozenLake-v1" => "value-iteration__FrozenLake-v1",
+];
 
 /// The preset of `agent` on `env_id`, if there is one.
 pub fn find(agent: &str, env_id: &str) -> Option<Preset> {

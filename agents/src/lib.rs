@@ -7,9 +7,11 @@ pub mod error;
 pub mod evaluate;
 pub mod logger;
 pub mod random;
+pub mod reinforce;
 pub mod runner;
 pub mod spec;
 pub mod state;
+pub mod tabular;
 
 pub use agent::{ActionBuf, Agent, TrainInfo, Transition};
 pub use error::{AgentError, Result};

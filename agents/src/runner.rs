@@ -91,6 +91,10 @@ struct Progress {
     recent_returns: VecDeque<f64>,
     last_eval: Option<EvalResult>,
     wall_s: f64,
+    /// Sum and count of the losses since they were last logged, and the last learning rate.
+    loss_sum: f64,
+    loss_count: u64,
+    lr: Option<f64>,
 }
 
 /// What the progress display needs after each step.
@@ -303,19 +307,31 @@ impl Runner {
             let step = p.step;
             if let Some(info) = trained {
                 if info.loss.is_finite() {
-                    logger.scalar(tags::LOSS, step, info.loss)?;
+                    p.loss_sum += info.loss;
+                    p.loss_count += 1;
                 }
-                logger.scalar(tags::LR, step, info.lr)?;
+                p.lr = Some(info.lr);
             }
 
             if out.done() {
+                // Training scalars once per episode (the mean loss of its updates), as SB3
+                // logs once per rollout: a line per update would dwarf the run.
+                if p.loss_count > 0 {
+                    logger.scalar(tags::LOSS, step, p.loss_sum / p.loss_count as f64)?;
+                    (p.loss_sum, p.loss_count) = (0.0, 0);
+                }
+                if let Some(lr) = p.lr.take() {
+                    logger.scalar(tags::LR, step, lr)?;
+                }
                 logger.scalar(tags::EPISODE_RETURN, step, p.episode_return)?;
                 logger.scalar(tags::EPISODE_LENGTH, step, p.episode_length as f64)?;
-                let mut agent_scalars = Vec::new();
-                self.agent.scalars(&mut |tag, v| agent_scalars.push((tag, v)));
-                for (tag, v) in agent_scalars {
-                    logger.scalar(tag, step, v)?;
-                }
+                let mut agent_result = Ok(());
+                self.agent.scalars(&mut |tag, v| {
+                    if agent_result.is_ok() && tag != tags::LR {
+                        agent_result = logger.scalar(tag, step, v);
+                    }
+                });
+                agent_result?;
                 let elapsed = started.elapsed().as_secs_f64();
                 if elapsed > 0.0 {
                     logger.scalar(tags::SPS, step, (step - step_before) as f64 / elapsed)?;

@@ -71,7 +71,10 @@ pub struct AgentSpec {
 
 /// The built-in agents.
 pub fn agents() -> Vec<AgentSpec> {
-    vec![crate::random::RandomAgent::spec()]
+    let mut all = vec![crate::random::RandomAgent::spec()];
+    all.extend(crate::tabular::specs());
+    all.push(crate::reinforce::spec());
+    all
 }
 
 /// The built-in agent named `name`.
