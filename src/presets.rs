@@ -29,6 +29,7 @@ pub const PRESETS: &[Preset] = presets![
     "q-learning__FrozenLake-v1" => "q-learning__FrozenLake-v1",
     "q-learning__CliffWalking-v1" => "q-learning__CliffWalking-v1",
     "value-iteration__FrozenLake-v1" => "value-iteration__FrozenLake-v1",
+    "reinforce__CartPole-v1" => "reinforce__CartPole-v1",
 ];
 
 /// The preset of `agent` on `env_id`, if there is one.

@@ -214,28 +214,89 @@ fn curve(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn resume_continues_an_interrupted_run_exactly() {
-    let logdir = temp_dir("resume");
+/// Trains `agent` on `env` for `steps` in one go, and in two parts (interrupted at `half`,
+/// then resumed): both end with the same numbers and the same checkpointed agent.
+fn check_resume(env: &str, agent: &str, half: &str, steps: &str, sets: &[&str]) {
+    let logdir = temp_dir(&format!("resume-{agent}"));
     let l = logdir.to_str().unwrap();
-    let common =
-        ["--env", "CartPole-v1", "--agent", "random", "--seed", "9", "--logdir", l, "--json"];
-    let mut full = vec!["train", "--steps", "3000", "--set", "eval_every=1000"];
+    let mut common = vec!["--env", env, "--agent", agent, "--seed", "9", "--logdir", l, "--json"];
+    for set in sets {
+        common.extend_from_slice(&["--set", set]);
+    }
+    let mut full = vec!["train", "--steps", steps];
     full.extend_from_slice(&common);
     let whole = train_json(&full);
-    let mut part = vec!["train", "--steps", "1500", "--set", "eval_every=1000"];
+    let mut part = vec!["train", "--steps", half];
     part.extend_from_slice(&common);
     let first = train_json(&part);
     let dir = first["run_dir"].as_str().unwrap().to_string();
-    let resumed = train_json(&["train", "--resume", &dir, "--steps", "3000", "--json"]);
+    let resumed = train_json(&["train", "--resume", &dir, "--steps", steps, "--json"]);
     for key in ["steps", "episodes", "eval_mean_return", "eval_std_return"] {
-        assert_eq!(whole[key], resumed[key], "{key}");
+        assert_eq!(whole[key], resumed[key], "{agent}: {key}");
     }
-    // The interrupted run's final evaluation at step 1500 is the only extra row.
+    // The interrupted run's final evaluation at `half` is the only extra row.
+    let at_half = format!(",{half},");
     let mut a = curve(Path::new(whole["run_dir"].as_str().unwrap()));
     let b: Vec<String> =
-        curve(Path::new(&dir)).into_iter().filter(|r| !r.contains(",1500,")).collect();
-    a.retain(|r| !r.contains(",1500,"));
-    assert_eq!(a, b);
+        curve(Path::new(&dir)).into_iter().filter(|r| !r.contains(&at_half)).collect();
+    a.retain(|r| !r.contains(&at_half));
+    assert_eq!(a, b, "{agent}: logged scalars");
+    // The agents' final states are identical, bit for bit.
+    let state = |dir: &str| {
+        deeprl::agents::AgentState::read(Path::new(dir).join("checkpoint.safetensors")).unwrap()
+    };
+    let (x, y) = (state(whole["run_dir"].as_str().unwrap()), state(&dir));
+    let names: Vec<&str> = x.array_names().collect();
+    assert!(!names.is_empty() || agent == "random");
+    assert_eq!(names, y.array_names().collect::<Vec<_>>());
+    for name in names {
+        assert_eq!(x.array(name), y.array(name), "{agent}: {name}");
+    }
     std::fs::remove_dir_all(&logdir).unwrap();
+}
+
+#[test]
+fn resume_continues_an_interrupted_run_exactly() {
+    check_resume("CartPole-v1", "random", "1500", "3000", &["eval_every=1000"]);
+    check_resume("Taxi-v3", "q-learning", "5077", "12000", &["eval_every=4000"]);
+    check_resume(
+        "CartPole-v1",
+        "reinforce",
+        "2345",
+        "6000",
+        &["eval_every=2000", "eval_episodes=3", "target_return=inf"],
+    );
+}
+
+#[test]
+fn reinforce_solves_cartpole_from_the_cli() {
+    // Greedy 100-episode mean >= 475 (the preset stops there); seeds 0-11 all solve it within
+    // 50k steps (0.5 s each), so 200k is a wide margin.
+    for seed in ["0", "1"] {
+        let logdir = temp_dir(&format!("reinforce-{seed}"));
+        let summary = train_json(&[
+            "train",
+            "--env",
+            "CartPole-v1",
+            "--agent",
+            "reinforce",
+            "--seed",
+            seed,
+            "--logdir",
+            logdir.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(summary["reached_target"], true, "{summary}");
+        assert!(summary["eval_mean_return"].as_f64().unwrap() >= 475.0);
+        assert_eq!(summary["eval_episodes"], 100);
+        std::fs::remove_dir_all(&logdir).unwrap();
+    }
+}
+
+#[test]
+fn tabular_agents_on_cartpole_say_why_not() {
+    fails_with(
+        &["train", "--env", "CartPole-v1", "--agent", "q-learning", "--steps", "10"],
+        &["q-learning", "CartPole-v1", "discrete observation"],
+    );
 }
