@@ -42,7 +42,9 @@ fn register() {
     let _ = register_spec(EnvSpec::new(ID).with_time_limit(5), Counter::default);
 }
 
-type Seen = Arc<Mutex<Vec<(f32, f32, bool, bool)>>>;
+/// `(obs, next_obs, terminated, truncated)` of each transition.
+type Record = (f32, f32, bool, bool);
+type Seen = Arc<Mutex<Vec<Record>>>;
 
 /// Plays a fixed action and records what it observes.
 struct Recorder {
@@ -73,7 +75,7 @@ impl Agent for Recorder {
     }
 }
 
-fn run(action: usize, config: RunConfig) -> (Vec<(f32, f32, bool, bool)>, MemoryLogger, u64) {
+fn run(action: usize, config: RunConfig) -> (Vec<Record>, MemoryLogger, u64) {
     register();
     let seen = Seen::default();
     let recorder = Recorder { action, seen: seen.clone() };
@@ -82,7 +84,16 @@ fn run(action: usize, config: RunConfig) -> (Vec<(f32, f32, bool, bool)>, Memory
             .unwrap();
     let mut logger = MemoryLogger::default();
     let mut checkpoints = 0;
-    let summary = runner.run(&mut logger, &mut |_| Ok(checkpoints += 1), &mut |_| {}).unwrap();
+    let summary = runner
+        .run(
+            &mut logger,
+            &mut |_| {
+                checkpoints += 1;
+                Ok(())
+            },
+            &mut |_| {},
+        )
+        .unwrap();
     assert_eq!(summary.steps, runner.step());
     let seen = seen.lock().unwrap().clone();
     (seen, logger, checkpoints)
