@@ -3,6 +3,7 @@
 //! regularisation ([`regularize`]) and an MLP builder ([`mlp`]). Usable for supervised and
 //! generative work without any reinforcement learning.
 
+pub mod conv;
 pub mod gradcheck;
 pub mod mlp;
 pub mod optim;

@@ -1,0 +1,164 @@
+//! Batch normalisation (Ioffe and Szegedy 2015) with torch's `BatchNorm1d`/`BatchNorm2d`
+//! semantics.
+//!
+//! Training (`forward_t(x, true)`): per channel `c`, over the batch and every position,
+//! `y = (x - mean) / sqrt(var_biased + eps) * weight + bias`, and the running statistics
+//! move by `running = (1 - momentum) running + momentum batch_stat`, where the running
+//! variance takes the *unbiased* batch variance (`n / (n - 1)`). Evaluation
+//! (`forward_t(x, false)`) normalises with the running statistics. torch defaults:
+//! `eps = 1e-5`, `momentum = 0.1`, affine. Parameters: `weight` (ones), `bias` (zeros);
+//! buffers `running_mean` (zeros), `running_var` (ones), the names of torch's `state_dict`.
+//! The buffers are never differentiated (they enter evaluation detached), so an optimizer
+//! leaves them alone.
+
+use candle_core::{ModuleT, Result, Tensor, Var};
+use candle_nn::{Init, VarBuilder};
+
+use super::geometry::layer_error;
+
+/// `BatchNorm1d` (`[N, C]` or `[N, C, L]`) or `BatchNorm2d` (`[N, C, H, W]`).
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    layer: &'static str,
+    ranks: &'static [usize],
+    num_features: usize,
+    eps: f64,
+    momentum: f64,
+    weight: Option<Tensor>,
+    bias: Option<Tensor>,
+    running_mean: Var,
+    running_var: Var,
+}
+
+impl BatchNorm {
+    /// torch's `BatchNorm2d(num_features)` (eps 1e-5, momentum 0.1, affine).
+    pub fn new_2d(num_features: usize, vb: VarBuilder) -> Result<Self> {
+        Self::build("BatchNorm2d", &[4], num_features, 1e-5, 0.1, true, vb)
+    }
+
+    /// torch's `BatchNorm1d(num_features)` (eps 1e-5, momentum 0.1, affine).
+    pub fn new_1d(num_features: usize, vb: VarBuilder) -> Result<Self> {
+        Self::build("BatchNorm1d", &[2, 3], num_features, 1e-5, 0.1, true, vb)
+    }
+
+    /// Replaces eps and momentum (both must be finite, eps > 0, momentum in [0, 1]).
+    pub fn with_hyperparameters(mut self, eps: f64, momentum: f64) -> Result<Self> {
+        if !(eps > 0.0 && eps.is_finite() && (0.0..=1.0).contains(&momentum)) {
+            return Err(layer_error(
+                self.layer,
+                format!("need eps > 0 and momentum in [0, 1], got eps {eps}, momentum {momentum}"),
+            ));
+        }
+        self.eps = eps;
+        self.momentum = momentum;
+        Ok(self)
+    }
+
+    fn build(
+        layer: &'static str,
+        ranks: &'static [usize],
+        num_features: usize,
+        eps: f64,
+        momentum: f64,
+        affine: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        if num_features == 0 {
+            return Err(layer_error(layer, "num_features must be positive".into()));
+        }
+        let (weight, bias) = if affine {
+            (
+                Some(vb.get_with_hints(num_features, "weight", Init::Const(1.0))?),
+                Some(vb.get_with_hints(num_features, "bias", Init::Const(0.0))?),
+            )
+        } else {
+            (None, None)
+        };
+        // From a VarMap these share storage with the map's variables, so checkpoints hold
+        // the updated statistics.
+        let running_mean = Var::from_tensor(&vb.get_with_hints(
+            num_features,
+            "running_mean",
+            Init::Const(0.0),
+        )?)?;
+        let running_var =
+            Var::from_tensor(&vb.get_with_hints(num_features, "running_var", Init::Const(1.0))?)?;
+        Ok(Self {
+            layer,
+            ranks,
+            num_features,
+            eps,
+            momentum,
+            weight,
+            bias,
+            running_mean,
+            running_var,
+        })
+    }
+
+    pub fn running_mean(&self) -> &Tensor {
+        self.running_mean.as_tensor()
+    }
+
+    pub fn running_var(&self) -> &Tensor {
+        self.running_var.as_tensor()
+    }
+
+    /// Checks the rank and channel count; returns `(N, C, L)`.
+    fn input_shape(&self, x: &Tensor) -> Result<(usize, usize, usize)> {
+        let dims = x.dims();
+        if !self.ranks.contains(&dims.len()) || dims[1] != self.num_features || dims.contains(&0) {
+            let layout = if self.ranks == [4] { "[N, C, H, W]" } else { "[N, C] or [N, C, L]" };
+            return Err(layer_error(
+                self.layer,
+                format!(
+                    "expected a non-empty input {layout} with C = {}, got shape {dims:?}",
+                    self.num_features
+                ),
+            ));
+        }
+        Ok((dims[0], dims[1], dims[2..].iter().product()))
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (n, c, l) = self.input_shape(x)?;
+        let x3 = x.reshape((n, c, l))?;
+        let (mean, var) = if train {
+            let count = n * l;
+            if count < 2 {
+                return Err(layer_error(
+                    self.layer,
+                    format!(
+                        "training needs more than one value per channel, got shape {:?}",
+                        x.dims()
+                    ),
+                ));
+            }
+            let mean = (x3.sum_keepdim(2)?.sum_keepdim(0)? / count as f64)?;
+            let centred = x3.broadcast_sub(&mean)?;
+            let var = (centred.sqr()?.sum_keepdim(2)?.sum_keepdim(0)? / count as f64)?;
+            let m = self.momentum;
+            let unbiased = (var.detach() * (count as f64 / (count - 1) as f64))?;
+            let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))?
+                + (mean.detach().flatten_all()? * m)?)?;
+            let new_var =
+                ((self.running_var.as_tensor() * (1.0 - m))? + (unbiased.flatten_all()? * m)?)?;
+            self.running_mean.set(&new_mean)?;
+            self.running_var.set(&new_var)?;
+            (mean, var)
+        } else {
+            (
+                self.running_mean.as_tensor().detach().reshape((1, c, 1))?,
+                self.running_var.as_tensor().detach().reshape((1, c, 1))?,
+            )
+        };
+        let inv_std = (var + self.eps)?.sqrt()?.recip()?;
+        let mut y = x3.broadcast_sub(&mean)?.broadcast_mul(&inv_std)?;
+        if let (Some(w), Some(b)) = (&self.weight, &self.bias) {
+            y = y.broadcast_mul(&w.reshape((1, c, 1))?)?.broadcast_add(&b.reshape((1, c, 1))?)?;
+        }
+        y.reshape(x.dims())
+    }
+}

@@ -1,0 +1,90 @@
+//! ResNet's basic residual unit (He et al. 2016, "Deep residual learning for image
+//! recognition", figure 2 and option B of section 3.3):
+//!
+//! `y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`
+//!
+//! with 3x3 convolutions (padding 1, no bias; `conv1` has the unit's stride) and the
+//! identity as shortcut, or, when the feature-map size or the depth changes (stride != 1 or
+//! in != out), a projection: a 1x1 convolution with the unit's stride and a batch norm.
+//! Parameter names as torchvision's `BasicBlock`: `conv1`, `bn1`, `conv2`, `bn2`,
+//! `downsample.0` (conv), `downsample.1` (batch norm); with [`ResidualUnit::with_se`] the
+//! SE-ResNet gate sits on the residual branch before the addition, under `se.`.
+//! Training and evaluation differ through the batch norms ([`ModuleT`]).
+
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::conv::blocks::SqueezeExcite;
+use crate::conv::{check_input, BatchNorm, Conv2d, Conv2dConfig};
+
+/// A basic residual unit; see the [module documentation](self).
+#[derive(Debug, Clone)]
+pub struct ResidualUnit {
+    in_channels: usize,
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    projection: Option<(Conv2d, BatchNorm)>,
+    se: Option<SqueezeExcite>,
+}
+
+impl ResidualUnit {
+    /// A unit from `in_channels` to `out_channels` whose first convolution has `stride`.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        stride: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let conv = |i, o, k, s, p, name: &str| {
+            Conv2d::new(Conv2dConfig::new(i, o, k).stride(s).padding(p).bias(false), vb.pp(name))
+        };
+        let projection = if stride != 1 || in_channels != out_channels {
+            Some((
+                conv(in_channels, out_channels, 1, stride, 0, "downsample.0")?,
+                BatchNorm::new_2d(out_channels, vb.pp("downsample.1"))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            in_channels,
+            conv1: conv(in_channels, out_channels, 3, stride, 1, "conv1")?,
+            bn1: BatchNorm::new_2d(out_channels, vb.pp("bn1"))?,
+            conv2: conv(out_channels, out_channels, 3, 1, 1, "conv2")?,
+            bn2: BatchNorm::new_2d(out_channels, vb.pp("bn2"))?,
+            projection,
+            se: None,
+        })
+    }
+
+    /// Adds a squeeze-and-excitation gate (reduction `ratio`) on the residual branch, built
+    /// from `vb.pp("se")` (SE-ResNet).
+    pub fn with_se(mut self, ratio: usize, vb: VarBuilder) -> Result<Self> {
+        let channels = self.conv2.config().out_channels;
+        self.se = Some(SqueezeExcite::new(channels, ratio, vb.pp("se"))?);
+        Ok(self)
+    }
+
+    /// Whether the shortcut is a 1x1 projection (rather than the identity).
+    pub fn has_projection(&self) -> bool {
+        self.projection.is_some()
+    }
+}
+
+impl ModuleT for ResidualUnit {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        check_input("ResidualUnit", x.dims(), 4, self.in_channels, "[N, C, H, W]")?;
+        let h = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let mut h = self.bn2.forward_t(&self.conv2.forward(&h)?, train)?;
+        if let Some(se) = &self.se {
+            h = se.forward(&h)?;
+        }
+        let shortcut = match &self.projection {
+            Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
+            None => x.clone(),
+        };
+        (h + shortcut)?.relu()
+    }
+}

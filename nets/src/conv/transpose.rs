@@ -1,0 +1,172 @@
+//! ConvTranspose2d with torch's semantics: stride, padding, output_padding, dilation, groups.
+//!
+//! Every input pixel `x[n, c, i, j]` scatters `x * weight[c, o, ki, kj]` onto the output at
+//! `(i s - p + ki d, j s - p + kj d)`; positions outside the output are dropped. Output size
+//! `(H - 1) s - 2p + d (k - 1) + output_padding + 1`; `output_padding` only enlarges the
+//! output at the bottom/right. This is the input-gradient of the Conv2d with the same
+//! hyperparameters (Dumoulin and Visin 2016, "A guide to convolution arithmetic", section 4).
+//! Parameters: `weight` `[in, out / groups, kH, kW]` (in and out swapped relative to Conv2d)
+//! and `bias` `[out]`.
+//!
+//! It is computed as a direct convolution: the input zero-stuffed by the stride
+//! (`s - 1` zeros between neighbours), padded by `d (k - 1) - p` before and
+//! `d (k - 1) - p + output_padding` after (negative = crop), convolved with stride 1 and
+//! dilation `d` by the kernel flipped in both spatial axes with in/out swapped per group.
+//! The zero-stuffing and padding live in the gather index, so nothing is materialised.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::check_input;
+use super::convolution::{add_bias, conv2d_core, torch_init};
+use super::geometry::{layer_error, Axis};
+
+/// The hyperparameters of [`ConvTranspose2d`], named as torch's constructor arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvTranspose2dConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel_size: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub output_padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    pub bias: bool,
+}
+
+impl ConvTranspose2dConfig {
+    /// A square `k x k` transposed convolution, stride 1, no padding, one group, bias.
+    pub fn new(in_channels: usize, out_channels: usize, k: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel_size: [k, k],
+            stride: [1, 1],
+            padding: [0, 0],
+            output_padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+        }
+    }
+
+    /// Checks sizes, groups and torch's rule that `output_padding` be smaller than the stride
+    /// or the dilation.
+    pub fn validate(&self) -> Result<()> {
+        let layer = "ConvTranspose2d";
+        let all = [self.kernel_size, self.stride, self.dilation].concat();
+        if self.in_channels == 0 || self.out_channels == 0 || all.contains(&0) {
+            return Err(layer_error(
+                layer,
+                format!(
+                    "channels, kernel_size, stride and dilation must be positive, got {self:?}"
+                ),
+            ));
+        }
+        if self.groups == 0
+            || self.in_channels % self.groups != 0
+            || self.out_channels % self.groups != 0
+        {
+            return Err(layer_error(
+                layer,
+                format!(
+                    "groups = {} must divide in_channels = {} and out_channels = {}",
+                    self.groups, self.in_channels, self.out_channels
+                ),
+            ));
+        }
+        for i in 0..2 {
+            let op = self.output_padding[i];
+            if op >= self.stride[i] && op >= self.dilation[i] {
+                return Err(layer_error(
+                    layer,
+                    format!(
+                        "output_padding {:?} must be smaller than the stride {:?} or the \
+                         dilation {:?}",
+                        self.output_padding, self.stride, self.dilation
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The two axes of the equivalent direct convolution for an `h x w` input.
+    fn axes(&self, h: usize, w: usize) -> Result<(Axis, Axis)> {
+        let axis = |i: usize, n: usize| {
+            let (k, s, p, d) =
+                (self.kernel_size[i], self.stride[i], self.padding[i], self.dilation[i]);
+            let full = (n - 1) * s + d * (k - 1) + self.output_padding[i] + 1;
+            if full <= 2 * p {
+                return Err(layer_error(
+                    "ConvTranspose2d",
+                    format!(
+                        "padding {:?} removes the whole output of a {h}x{w} input (kernel {:?}, \
+                         stride {:?})",
+                        self.padding, self.kernel_size, self.stride
+                    ),
+                ));
+            }
+            let pad_lo = (d * (k - 1)) as isize - p as isize;
+            Ok(Axis { n, k, stride: 1, dilation: d, pad_lo, in_dilation: s, out: full - 2 * p })
+        };
+        Ok((axis(0, h)?, axis(1, w)?))
+    }
+}
+
+/// A 2-D transposed convolution; see the [module documentation](self).
+#[derive(Debug, Clone)]
+pub struct ConvTranspose2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    config: ConvTranspose2dConfig,
+}
+
+impl ConvTranspose2d {
+    /// Builds from `vb`: `weight` `[in, out / groups, kH, kW]` and, with `config.bias`, `bias`
+    /// `[out]`; new variables get torch's default initialisation (torch computes the fan-in
+    /// from `weight.size(1) * kH * kW`).
+    pub fn new(config: ConvTranspose2dConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let [kh, kw] = config.kernel_size;
+        let og = config.out_channels / config.groups;
+        let init = torch_init(og * kh * kw);
+        let weight = vb.get_with_hints((config.in_channels, og, kh, kw), "weight", init)?;
+        let bias = if config.bias {
+            Some(vb.get_with_hints(config.out_channels, "bias", init)?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias, config })
+    }
+
+    pub fn config(&self) -> &ConvTranspose2dConfig {
+        &self.config
+    }
+
+    /// The Conv2d kernel `[out, in / groups, kH, kW]`: per group, in and out swapped and both
+    /// spatial axes reversed.
+    fn direct_kernel(&self) -> Result<Tensor> {
+        let c = &self.config;
+        let (g, [kh, kw]) = (c.groups, c.kernel_size);
+        let (ig, og) = (c.in_channels / g, c.out_channels / g);
+        let w = self.weight.reshape((g, ig, og, kh, kw))?.transpose(1, 2)?.contiguous()?;
+        let dev = w.device();
+        let rev_h = Tensor::from_vec((0..kh as u32).rev().collect(), kh, dev)?;
+        let rev_w = Tensor::from_vec((0..kw as u32).rev().collect(), kw, dev)?;
+        let w = w.index_select(&rev_h, 3)?.index_select(&rev_w, 4)?;
+        w.reshape((c.out_channels, ig, kh, kw))
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let c = self.config.in_channels;
+        let dims = check_input("ConvTranspose2d", x.dims(), 4, c, "[N, C, H, W]")?;
+        let (rows, cols) = self.config.axes(dims[2], dims[3])?;
+        let y = conv2d_core(x, &self.direct_kernel()?, self.config.groups, &rows, &cols)?;
+        add_bias(y, self.bias.as_ref(), 4)
+    }
+}
