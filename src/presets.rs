@@ -5,7 +5,7 @@
 /// One preset, for one (agent, env) pair.
 #[derive(Debug, Clone, Copy)]
 pub struct Preset {
-    /// `{agent}__{env}`.
+    /// `{agent}__{env}` (a `/` in the env id written as `-`).
     pub name: &'static str,
     /// The file it comes from, in `presets/` (several env versions may share one).
     pub file: &'static str,
@@ -34,6 +34,6 @@ pub const PRESETS: &[Preset] = presets![
 
 /// The preset of `agent` on `env_id`, if there is one.
 pub fn find(agent: &str, env_id: &str) -> Option<Preset> {
-    let name = format!("{agent}__{env_id}");
+    let name = format!("{agent}__{}", crate::runs::file_safe(env_id));
     PRESETS.iter().find(|p| p.name == name).copied()
 }

@@ -230,7 +230,12 @@ fn run_dir_name(spec: &RunSpec) -> String {
     let (y, m, d) = civil_from_days(days as i64);
     let stamp =
         format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
-    format!("{}__{}__{}__{stamp}", spec.env_id, spec.agent, spec.seed)
+    format!("{}__{}__{}__{stamp}", file_safe(&spec.env_id), spec.agent, spec.seed)
+}
+
+/// An env id as a file name: a namespace's `/` (`MinAtar/Breakout-v1`) becomes `-`.
+pub fn file_safe(id: &str) -> String {
+    id.replace(['/', '\\'], "-")
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).

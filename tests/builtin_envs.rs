@@ -21,6 +21,8 @@ fn builtin_ids() -> Vec<String> {
         "CliffWalkingSlippery-v1",
         "Blackjack-v1",
         "ThreeStateMdp-v0",
+        "MinAtar/Breakout-v1",
+        "MinAtar/Freeway-v1",
     ] {
         assert!(ids.iter().any(|id| id == expected), "{expected} is not registered: {ids:?}");
     }
@@ -181,4 +183,6 @@ const GOLDEN: &[(&str, u64)] = &[
     ("CliffWalkingSlippery-v1", 0xf29f6330476b3c41),
     ("Blackjack-v1", 0xa1be5d232006c06c),
     ("ThreeStateMdp-v0", 0x84add4a052c57d13),
+    ("MinAtar/Breakout-v1", 0x2f9426c9e8587dd8),
+    ("MinAtar/Freeway-v1", 0x181bf4d63960ba28),
 ];

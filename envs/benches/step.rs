@@ -1,6 +1,7 @@
 //! Raw stepping throughput: every built-in env with random actions and automatic reset
 //! (single thread, the env inside its Gymnasium `TimeLimit`), the type-erased `make` path,
-//! and the vector env with 8 and 64 CartPole copies, sequential and parallel.
+//! the vector env with 8 and 64 CartPole copies, sequential and parallel, and the MinAtar
+//! games (full action set, sticky actions, their registry time limits).
 //!
 //! `cargo bench -p deeprl-envs --bench step`; throughput is reported in steps per second.
 
@@ -9,6 +10,9 @@ use deeprl_envs::classic_control::{
     Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum,
 };
 use deeprl_envs::mdp::FiniteMdp;
+use deeprl_envs::minatar::{
+    Breakout, Freeway, BREAKOUT_MAX_STEPS, FREEWAY_MAX_STEPS, N_ACTIONS as MINATAR_ACTIONS,
+};
 use deeprl_envs::toy_text::{Blackjack, BlackjackConfig, CliffWalking, FrozenLake, Taxi};
 use deeprl_envs::vector::{Execution, VecEnv};
 use deeprl_envs::wrappers::TimeLimit;
@@ -144,5 +148,12 @@ fn vector(c: &mut Criterion) {
     vector_of(c, "Acrobot-v1", 256, 3, || TimeLimit::new(Acrobot::new(), 500));
 }
 
-criterion_group!(benches, builtin_envs, type_erased, vector);
+fn minatar(c: &mut Criterion) {
+    let breakout = TimeLimit::new(Breakout::new(), BREAKOUT_MAX_STEPS);
+    discrete(c, "MinAtar/Breakout-v1", breakout, MINATAR_ACTIONS);
+    let freeway = TimeLimit::new(Freeway::new(), FREEWAY_MAX_STEPS);
+    discrete(c, "MinAtar/Freeway-v1", freeway, MINATAR_ACTIONS);
+}
+
+criterion_group!(benches, builtin_envs, type_erased, vector, minatar);
 criterion_main!(benches);

@@ -4,7 +4,7 @@
 //!   distinct `terminated` and `truncated`), with typed extras instead of an info dict.
 //! * [`Space`]: `Discrete`, `Box` and `MultiDiscrete` spaces.
 //! * Built-in envs in [`classic_control`] and [`toy_text`], and the [`mdp::FiniteMdp`]
-//!   type, numerically the same as Gymnasium 1.4.
+//!   type, numerically the same as Gymnasium 1.4; MinAtar-style pixel games in [`minatar`].
 //! * [`wrappers`], [`vector`] envs, [`check_env`], and the [`registry`] behind [`make`].
 //!
 //! This crate has no tensor types: observations are plain arrays, written into `f32`
@@ -16,6 +16,7 @@ mod dyn_env;
 mod env;
 mod error;
 pub mod mdp;
+pub mod minatar;
 pub mod registry;
 pub mod render;
 mod space;

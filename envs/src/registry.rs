@@ -104,6 +104,7 @@ impl Registry {
         let mut registry = Registry::new();
         crate::classic_control::register_builtins(&mut registry);
         crate::toy_text::register_builtins(&mut registry);
+        crate::minatar::register_builtins(&mut registry);
         registry
             .register_spec(
                 EnvSpec::new("ThreeStateMdp-v0").with_time_limit(200),
