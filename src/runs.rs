@@ -195,9 +195,19 @@ pub fn load_checkpoint(path: &Path) -> Result<(RunSpec, AgentState)> {
     Ok((spec, state))
 }
 
-/// Loads the agent of a checkpoint, checking that it was saved by the same kind of agent.
+/// Loads the agent of a checkpoint; a state the agent cannot read (another agent's, another
+/// env's) is an error naming the file.
 pub fn load_agent(agent: &mut dyn Agent, state: &AgentState, file: &Path) -> Result<()> {
-    agent.load(state).map_err(|e| AgentError::checkpoint(file, e.to_string()))
+    agent.load(state).map_err(|e| {
+        let why = match e {
+            AgentError::Checkpoint { why, .. } => why,
+            other => other.to_string(),
+        };
+        AgentError::checkpoint(
+            file,
+            format!("it does not fit a {} agent on this env: {why}", agent.name()),
+        )
+    })
 }
 
 /// Creates `{env}__{agent}__{seed}__{YYYYmmdd-HHMMSS}` under `root` (with `-2`, `-3`, ...

@@ -294,6 +294,36 @@ fn reinforce_solves_cartpole_from_the_cli() {
 }
 
 #[test]
+fn a_checkpoint_of_another_agent_or_env_is_refused() {
+    let logdir = temp_dir("mismatch");
+    let summary = train_json(&[
+        "train",
+        "--env",
+        "FrozenLake-v1",
+        "--agent",
+        "q-learning",
+        "--steps",
+        "500",
+        "--logdir",
+        logdir.to_str().unwrap(),
+        "--json",
+    ]);
+    let file = Path::new(summary["run_dir"].as_str().unwrap()).join("checkpoint.safetensors");
+    let state = deeprl::agents::AgentState::read(&file).unwrap();
+    for (key, value) in [("run.agent", "td"), ("run.env", "FrozenLake8x8-v1")] {
+        let mut edited = state.clone();
+        edited.put_meta(key, value).unwrap();
+        let other = logdir.join(format!("{}.safetensors", key.replace('.', "-")));
+        edited.write(&other).unwrap();
+        fails_with(
+            &["eval", "--checkpoint", other.to_str().unwrap()],
+            &["does not fit", "checkpoint"],
+        );
+    }
+    std::fs::remove_dir_all(&logdir).unwrap();
+}
+
+#[test]
 fn tabular_agents_on_cartpole_say_why_not() {
     fails_with(
         &["train", "--env", "CartPole-v1", "--agent", "q-learning", "--steps", "10"],

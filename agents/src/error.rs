@@ -18,7 +18,7 @@ pub enum AgentError {
     #[error("bad config value for `{key}`: {why}")]
     BadValue { key: String, why: String },
     /// A checkpoint that is missing, corrupt or from another agent or env.
-    #[error("checkpoint {path}: {why}")]
+    #[error("checkpoint{}{path}: {why}", if path.is_empty() { "" } else { " " })]
     Checkpoint { path: String, why: String },
     /// An observation or action of the wrong form for this agent.
     #[error("{0}")]

@@ -35,8 +35,15 @@ pub struct Loaded {
 pub fn load(checkpoint: &std::path::Path, device_name: &str) -> Result<Loaded> {
     let device = device(device_name)?;
     let (spec, state) = deeprl::runs::load_checkpoint(checkpoint)?;
-    let mut built = spec.build(&device)?;
     let file = deeprl::runs::checkpoint_file(checkpoint);
+    let mut built = spec.build(&device).map_err(|e| {
+        anyhow::anyhow!(
+            "checkpoint {}: its config does not fit a {} agent on {}: {e}",
+            file.display(),
+            spec.agent,
+            spec.env_id
+        )
+    })?;
     deeprl::runs::load_agent(built.agent.as_mut(), &state, &file)?;
     Ok(Loaded { spec, built })
 }
