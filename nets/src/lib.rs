@@ -1,10 +1,12 @@
 //! The layers every deeprl model shares, and what trains them: optimizers with PyTorch's
 //! semantics ([`optim`]), learning-rate and exploration schedules ([`schedule`]),
-//! regularisation ([`regularize`]) and an MLP builder ([`mlp`]). Usable for supervised and
+//! regularisation ([`regularize`]), an MLP builder ([`mlp`]), convolution layers and CNN blocks
+//! ([`conv`]), recurrent layers ([`rnn`]) and attention layers ([`attention`]). Usable for supervised and
 //! generative work without any reinforcement learning: data loading and batching
 //! ([`data`]), the `fit` loop with metrics, early stopping and transfer learning
 //! ([`train`]), and autoencoders, the VAE and the GAN ([`models`]).
 
+pub mod attention;
 pub mod conv;
 pub mod data;
 pub mod gradcheck;
@@ -12,5 +14,6 @@ pub mod mlp;
 pub mod models;
 pub mod optim;
 pub mod regularize;
+pub mod rnn;
 pub mod schedule;
 pub mod train;
