@@ -30,6 +30,10 @@ pub const PRESETS: &[Preset] = presets![
     "q-learning__CliffWalking-v1" => "q-learning__CliffWalking-v1",
     "value-iteration__FrozenLake-v1" => "value-iteration__FrozenLake-v1",
     "reinforce__CartPole-v1" => "reinforce__CartPole-v1",
+    "dqn__CartPole-v1" => "dqn__CartPole-v1",
+    "dqn__Acrobot-v1" => "dqn__Acrobot-v1",
+    "dqn__MountainCar-v0" => "dqn__MountainCar-v0",
+    "rainbow__CartPole-v1" => "rainbow__CartPole-v1",
 ];
 
 /// The preset of `agent` on `env_id`, if there is one.

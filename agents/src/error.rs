@@ -23,6 +23,10 @@ pub enum AgentError {
     /// An observation or action of the wrong form for this agent.
     #[error("{0}")]
     Shape(String),
+    /// Training produced a non-finite number (NaN or infinite loss): the run stops, the last
+    /// good checkpoint stays.
+    #[error("{agent} diverged at update step {update}: {what}")]
+    Diverged { agent: String, update: u64, what: String },
     /// An env step or reset failed.
     #[error(transparent)]
     Env(#[from] EnvError),

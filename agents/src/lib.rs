@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod dqn;
 pub mod error;
 pub mod evaluate;
 pub mod logger;

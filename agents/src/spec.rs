@@ -74,6 +74,7 @@ pub fn agents() -> Vec<AgentSpec> {
     let mut all = vec![crate::random::RandomAgent::spec()];
     all.extend(crate::tabular::specs());
     all.push(crate::reinforce::spec());
+    all.extend(crate::dqn::specs());
     all
 }
 

@@ -1,0 +1,84 @@
+//! DQN hot paths: the greedy action for one CartPole observation (host copy), and one gradient
+//! step of the zoo's 4-256-256-2 network at batch 64 (sample, online forward, target forward
+//! without a graph, gather, Huber, backward, clip, Adam). Run with `RAYON_NUM_THREADS=1` for
+//! the one-core figure.
+
+use candle_core::Device;
+use criterion::{criterion_group, criterion_main, Criterion};
+use deeprl_agents::dqn::{Dqn, DqnConfig};
+use deeprl_agents::{ActionBuf, Agent, BuildContext, Transition};
+use deeprl_envs::ActionRef;
+
+fn agent(config: DqnConfig) -> Dqn {
+    let env = deeprl_envs::make("CartPole-v1").unwrap();
+    let ctx = BuildContext { env_id: "CartPole-v1", env: &*env, seed: 0, device: Device::Cpu };
+    let mut agent = Dqn::new("dqn", config, &ctx).unwrap();
+    // Fill the replay with 1000 made-up CartPole-like transitions (no training yet).
+    for k in 0..1000u32 {
+        let x = (k as f32 * 0.37).sin();
+        let obs = [x, -x, 0.5 * x, 0.1];
+        let next = [x * 0.9, -x, 0.4 * x, 0.1];
+        let t = Transition {
+            obs: &obs,
+            action: ActionRef::Discrete((k % 2) as usize),
+            reward: 1.0,
+            next_obs: &next,
+            terminated: k % 50 == 49,
+            truncated: false,
+        };
+        agent.observe(&t).unwrap();
+    }
+    agent
+}
+
+fn zoo() -> DqnConfig {
+    DqnConfig {
+        net_arch: vec![256, 256],
+        batch_size: 64,
+        learning_starts: 1_000_000,
+        buffer_size: 10_000,
+        ..DqnConfig::default()
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut a = agent(zoo());
+    let mut action = ActionBuf::Discrete(0);
+    let obs = [0.01f32, -0.2, 0.03, 0.1];
+    c.bench_function("dqn act_greedy 4-256-256-2", |b| {
+        b.iter(|| a.act_greedy(std::hint::black_box(&obs), &mut action).unwrap())
+    });
+    c.bench_function("dqn gradient_step 4-256-256-2 batch 64", |b| {
+        b.iter(|| a.gradient_step().unwrap())
+    });
+    let mut r = agent(
+        DqnConfig { distributional: true, v_min: 0.0, v_max: 100.0, ..DqnConfig::rainbow() }
+            .with_zoo_net(),
+    );
+    c.bench_function("rainbow gradient_step 4-256-256-2x51 batch 64", |b| {
+        b.iter(|| r.gradient_step().unwrap())
+    });
+}
+
+trait ZooNet {
+    fn with_zoo_net(self) -> Self;
+}
+
+impl ZooNet for DqnConfig {
+    fn with_zoo_net(self) -> Self {
+        DqnConfig {
+            net_arch: vec![256, 256],
+            batch_size: 64,
+            learning_starts: 1_000_000,
+            buffer_size: 10_000,
+            ..self
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);
