@@ -11,9 +11,11 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct PlotArgs {
-    /// Run directories written by `deeprl train`.
-    #[arg(required = true)]
-    runs: Vec<PathBuf>,
+    /// Run directories written by `deeprl train`, each optionally as `LABEL=DIR`: runs with
+    /// the same label (by default `{env} / {agent}` from the directory name) form one line,
+    /// their mean with the min-max spread.
+    #[arg(required = true, value_name = "[LABEL=]RUN_DIR")]
+    runs: Vec<String>,
     /// The PNG to write.
     #[arg(long)]
     out: PathBuf,
@@ -71,13 +73,18 @@ struct Line {
 
 fn lines(args: &PlotArgs) -> Result<Vec<Line>> {
     let mut groups: BTreeMap<String, Vec<Vec<(f64, f64)>>> = BTreeMap::new();
-    for dir in &args.runs {
+    for run in &args.runs {
+        let (label, dir) = match run.split_once('=') {
+            Some((label, dir)) if !Path::new(run).exists() => (Some(label), PathBuf::from(dir)),
+            _ => (None, PathBuf::from(run)),
+        };
         let csv = dir.join("scalars.csv");
         let points = read_scalars(&csv, &args.tag)?;
         if points.is_empty() {
             bail!("{} has no `{}` values", csv.display(), args.tag);
         }
-        groups.entry(group_of(dir)).or_default().push(smooth(&points, args.smooth));
+        let group = label.map_or_else(|| group_of(&dir), String::from);
+        groups.entry(group).or_default().push(smooth(&points, args.smooth));
     }
     let mut out = Vec::new();
     for (label, curves) in groups {
