@@ -143,6 +143,11 @@ fn train_eval_record_plot_with_the_random_agent() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("1 lines"), "{stdout}");
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    // Labels split them into two lines.
+    let (a, b) =
+        (format!("first={run}"), format!("second={}", summary2["run_dir"].as_str().unwrap()));
+    let (ok, stdout, stderr) = deeprl(&["plot", &a, &b, "--out", png.to_str().unwrap()]);
+    assert!(ok && stdout.contains("2 lines"), "{stdout}{stderr}");
     std::fs::remove_dir_all(&logdir).unwrap();
 }
 
