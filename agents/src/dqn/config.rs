@@ -38,9 +38,10 @@ pub enum Loss {
 pub enum TorsoKind {
     /// Fully connected ReLU layers of `net_arch` sizes on flat observations.
     Mlp,
-    /// Convolutions on image observations (Mnih et al. 2015's Nature CNN). Reserved: the
-    /// network code has the [`Torso`](super::network::Torso) enum for it, the layers come with
-    /// the `nets` crate's conv module; choosing it now is an error.
+    /// The MinAtar paper's convolution (Young & Tian 2019: 16 filters `3x3`, stride 1, ReLU)
+    /// on image observations `[channels, height, width]`, flattened into the `net_arch`
+    /// layers ([`Torso::Cnn`](super::network::Torso::Cnn)). Envs whose observation space is
+    /// not a 3-D box are incompatible.
     Cnn,
 }
 
@@ -80,9 +81,10 @@ pub struct DqnConfig {
     pub total_timesteps: u64,
     /// Clip the gradients' global L2 norm to this (SB3: 10); 0 turns clipping off.
     pub max_grad_norm: f64,
-    /// Hidden layer sizes of the MLP torso (SB3: `[64, 64]`).
+    /// Hidden layer sizes of the dense layers (after the convolution with `torso = "cnn"`)
+    /// (SB3: `[64, 64]`; MinAtar: `[128]`).
     pub net_arch: Vec<usize>,
-    /// Feature extractor: `"mlp"` (`"cnn"` is reserved for image observations).
+    /// Feature extractor: `"mlp"` (flat observations) or `"cnn"` (image observations).
     pub torso: TorsoKind,
     /// Regression loss of the TD error when not distributional: `"huber"` (SB3) or `"mse"`.
     pub loss: Loss,
@@ -284,12 +286,6 @@ impl Config for DqnConfig {
             }
         }
         check_range("noisy_sigma0", self.noisy_sigma0, 0.0, 100.0)?;
-        if self.torso == TorsoKind::Cnn {
-            return Err(AgentError::bad_value(
-                "torso",
-                "\"cnn\" is not implemented yet; use \"mlp\" (flat observations)",
-            ));
-        }
         Ok(())
     }
 }

@@ -61,7 +61,13 @@ fn axpy_rows(x: &[f32], w: &[f32], y: &mut [f32]) {
 
 impl HostNet {
     /// A copy of `net`'s current weights; `support` is the C51 support (empty for none).
+    /// Only the MLP torso has a host copy: a CNN torso is an error.
     pub fn new(net: &QNet, support: Vec<f32>) -> Result<Self> {
+        if net.conv.is_some() {
+            return Err(crate::error::AgentError::Shape(
+                "the host copy covers the MLP torso only; the CNN torso acts through candle".into(),
+            ));
+        }
         let mut host = HostNet {
             layers: Vec::new(),
             n_actions: net.shape.n_actions,

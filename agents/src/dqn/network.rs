@@ -2,7 +2,8 @@
 //! built on candle `Var`s for the batched gradient step.
 //!
 //! ```text
-//! features = torso(obs)                                   Torso::Mlp: ReLU(linear) per hidden size
+//! features = torso(obs)          Torso::Mlp: ReLU(linear) per hidden size
+//!                                 Torso::Cnn: flatten(ReLU(conv2d(obs))), then the MLP's layers
 //! plain:     out = linear(features)                        [batch, actions * atoms]
 //! dueling:   V = linear_v(features) [batch, 1, atoms],  A = linear_a(features) [batch, actions, atoms]
 //!            out = V + A - agg_a A          agg = max (Wang et al. eq. 8) or mean (eq. 9)
@@ -19,31 +20,82 @@
 //! Parameters are named `l{k}.weight` (`[in, out]`), `l{k}.bias` (`[1, out]`) and, for noisy
 //! layers, `l{k}.weight_sigma` / `l{k}.bias_sigma`; the head's layers follow the torso's.
 //!
-//! **Noisy layers** ([`super::noisy`]): with `noisy`, every layer but the first is a
-//! factorised NoisyLinear. The first layer reads raw observations and plays the role of
-//! Rainbow's convolutional torso, which has no noise.
+//! **CNN torso** ([`Torso::Cnn`]): the network of the MinAtar paper (Young & Tian 2019,
+//! section 4): one `3x3` convolution, stride 1, no padding, with `filters` output channels
+//! and a ReLU, on observations `[channels, height, width]` (stored flat, channel-major, in the
+//! replay); its output is flattened (`filters * (height - 2) * (width - 2)` features, 1024 for
+//! MinAtar's 10x10 grid and 16 filters) into the dense layers. The convolution is
+//! [`deeprl_nets::conv::Conv2d`] (im2col + GEMM on CPU); its variables are `conv.weight`
+//! `[filters, channels, 3, 3]` and `conv.bias` `[filters]` (torch's names and layout).
+//!
+//! **Noisy layers** ([`super::noisy`]): with `noisy`, every dense layer but the first is a
+//! factorised NoisyLinear with the MLP torso; the first layer reads raw observations and plays
+//! the role of Rainbow's convolutional torso, which has no noise. With the CNN torso the
+//! convolution is that noiseless torso and every dense layer is noisy (as in Rainbow).
 //!
 //! **Initialisation** is drawn from `ChaCha8Rng::seed_from_u64(seed)` in layer order (weight,
-//! then bias): torch's `nn.Linear` default `U(-1/sqrt(in), 1/sqrt(in))` for plain layers and
-//! the means of noisy ones, `sigma0 / sqrt(in)` for the sigmas.
+//! then bias; the convolution first): torch's default `U(-1/sqrt(in), 1/sqrt(in))` for plain
+//! layers (`in = channels * 9` for the convolution) and the means of noisy ones,
+//! `sigma0 / sqrt(in)` for the sigmas.
 
 use super::config::Dueling;
 use super::noisy::{initial_sigma, FactorisedNoise};
 use crate::error::{AgentError, Result};
-use candle_core::{DType, Device, Tensor, Var, D};
-use candle_nn::VarMap;
+use candle_core::{DType, Device, Module, Tensor, Var, D};
+use candle_nn::{VarBuilder, VarMap};
+use deeprl_nets::conv::{Conv2d, Conv2dConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 
 /// The feature extractor.
 ///
-/// Only [`Torso::Mlp`] exists now. A CNN torso for image observations plugs in as a second
-/// variant: it maps `[batch, channels, height, width]` to `[batch, features]`, and the head
-/// below is unchanged (its first layer's fan-in is the torso's feature count).
+/// Both map observations to `[batch, features]`; the head after them is the same (its first
+/// layer's fan-in is the torso's feature count).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Torso {
     /// ReLU layers of these hidden sizes on flat observations.
     Mlp { hidden: Vec<usize> },
+    /// A `kernel x kernel` convolution (stride 1, no padding) with `filters` output channels
+    /// and a ReLU on `[channels, height, width]` observations, flattened, then ReLU layers of
+    /// the `hidden` sizes (see the [module docs](self)).
+    Cnn {
+        channels: usize,
+        height: usize,
+        width: usize,
+        filters: usize,
+        kernel: usize,
+        hidden: Vec<usize>,
+    },
+}
+
+impl Torso {
+    /// The MinAtar paper's torso (Young & Tian 2019): 16 filters of `3x3`, stride 1.
+    pub fn minatar(image: [usize; 3], hidden: Vec<usize>) -> Self {
+        let [channels, height, width] = image;
+        Torso::Cnn { channels, height, width, filters: 16, kernel: 3, hidden }
+    }
+
+    /// The hidden sizes of the dense layers.
+    pub fn hidden(&self) -> &[usize] {
+        match self {
+            Torso::Mlp { hidden } | Torso::Cnn { hidden, .. } => hidden,
+        }
+    }
+
+    /// The convolution's output `[filters, height', width']`, `None` for the MLP torso or a
+    /// kernel larger than the image.
+    pub fn conv_output(&self) -> Option<[usize; 3]> {
+        match *self {
+            Torso::Mlp { .. } => None,
+            Torso::Cnn { height, width, filters, kernel, .. } => {
+                if kernel == 0 || kernel > height || kernel > width {
+                    return None;
+                }
+                Some([filters, height - kernel + 1, width - kernel + 1])
+            }
+        }
+    }
 }
 
 /// The shape of a Q-network.
@@ -90,10 +142,12 @@ pub struct Layer {
 impl NetShape {
     /// The layers as `(role, fan_in, fan_out)`, torso first.
     pub fn layers(&self) -> Vec<(Role, usize, usize)> {
-        let Torso::Mlp { hidden } = &self.torso;
         let mut out = Vec::new();
-        let mut fan_in = self.obs_dim;
-        for &h in hidden {
+        let mut fan_in = match self.torso.conv_output() {
+            Some([f, h, w]) => f * h * w,
+            None => self.obs_dim,
+        };
+        for &h in self.torso.hidden() {
             out.push((Role::Hidden, fan_in, h));
             fan_in = h;
         }
@@ -113,12 +167,73 @@ fn lock_err() -> AgentError {
     AgentError::Shape("VarMap lock poisoned".into())
 }
 
+/// The convolution of [`Torso::Cnn`]: its variables and two views of them, one recording
+/// the graph (training) and one on detached tensors sharing the variables' storage (targets,
+/// acting). `Var::set` (optimizer steps, target updates, checkpoint loads) writes in place,
+/// so both views always see the current weights.
+pub struct ConvTorso {
+    pub weight: Var,
+    pub bias: Var,
+    tracked: Conv2d,
+    detached: Conv2d,
+    /// `[channels, height, width]` of one observation.
+    image: [usize; 3],
+}
+
 /// A Q-network on candle variables (see the [module docs](self)).
 pub struct QNet {
     pub shape: NetShape,
+    /// The convolution of the CNN torso (`None` with the MLP torso).
+    pub conv: Option<ConvTorso>,
     pub layers: Vec<Layer>,
     pub varmap: VarMap,
     device: Device,
+}
+
+/// torch's default `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`, drawn from `rng`.
+fn uniform(rng: &mut ChaCha8Rng, fan_in: usize, n: usize) -> Vec<f32> {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    (0..n).map(|_| (bound * (2.0 * rng.random::<f64>() - 1.0)) as f32).collect()
+}
+
+/// Draws the convolution of a [`Torso::Cnn`] from `rng`, registers `conv.weight` and
+/// `conv.bias` in `varmap`, and builds its two views (`None` for the MLP torso).
+fn conv_torso(
+    torso: &Torso,
+    rng: &mut ChaCha8Rng,
+    varmap: &VarMap,
+    device: &Device,
+) -> Result<Option<ConvTorso>> {
+    let Torso::Cnn { channels, height, width, filters, kernel, .. } = *torso else {
+        return Ok(None);
+    };
+    if channels == 0 || filters == 0 || torso.conv_output().is_none() {
+        return Err(AgentError::Shape(format!(
+            "CNN torso: a {kernel}x{kernel} convolution with {filters} filters does not fit \
+             observations [{channels}, {height}, {width}]"
+        )));
+    }
+    let fan_in = channels * kernel * kernel;
+    let w = uniform(rng, fan_in, filters * fan_in);
+    let b = uniform(rng, fan_in, filters);
+    let weight =
+        Var::from_tensor(&Tensor::from_vec(w, (filters, channels, kernel, kernel), device)?)?;
+    let bias = Var::from_tensor(&Tensor::from_vec(b, filters, device)?)?;
+    {
+        let mut data = varmap.data().lock().map_err(|_| lock_err())?;
+        data.insert("conv.weight".into(), weight.clone());
+        data.insert("conv.bias".into(), bias.clone());
+    }
+    let config = Conv2dConfig::new(channels, filters, kernel);
+    let tracked =
+        Conv2d::new(config, VarBuilder::from_varmap(varmap, DType::F32, device).pp("conv"))?;
+    let views: HashMap<String, Tensor> = [
+        ("weight".to_string(), weight.as_tensor().detach()),
+        ("bias".to_string(), bias.as_tensor().detach()),
+    ]
+    .into();
+    let detached = Conv2d::new(config, VarBuilder::from_tensors(views, DType::F32, device))?;
+    Ok(Some(ConvTorso { weight, bias, tracked, detached, image: [channels, height, width] }))
 }
 
 impl QNet {
@@ -126,15 +241,12 @@ impl QNet {
     pub fn new(shape: NetShape, seed: u64, device: &Device) -> Result<Self> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let varmap = VarMap::new();
+        let conv = conv_torso(&shape.torso, &mut rng, &varmap, device)?;
         let mut layers = Vec::new();
         for (k, (role, fan_in, fan_out)) in shape.layers().into_iter().enumerate() {
-            let noisy = shape.noisy && k > 0;
-            let bound = 1.0 / (fan_in as f64).sqrt();
-            let mut uniform = |n: usize| -> Vec<f32> {
-                (0..n).map(|_| (bound * (2.0 * rng.random::<f64>() - 1.0)) as f32).collect()
-            };
-            let w = uniform(fan_in * fan_out);
-            let b = uniform(fan_out);
+            let noisy = shape.noisy && (k > 0 || conv.is_some());
+            let w = uniform(&mut rng, fan_in, fan_in * fan_out);
+            let b = uniform(&mut rng, fan_in, fan_out);
             let var = |data: Vec<f32>, rows: usize, name: String| -> Result<Var> {
                 let t = Tensor::from_vec(data, (rows, fan_out), device)?;
                 let v = Var::from_tensor(&t)?;
@@ -165,14 +277,19 @@ impl QNet {
                 noise_tensors: None,
             });
         }
-        let mut net = QNet { shape, layers, varmap, device: device.clone() };
+        let mut net = QNet { shape, conv, layers, varmap, device: device.clone() };
         net.set_noise_tensors()?;
         Ok(net)
     }
 
-    /// The trainable variables in a fixed order (layer by layer: weight, bias, then sigmas).
+    /// The trainable variables in a fixed order (the convolution's weight and bias, then layer
+    /// by layer: weight, bias, then sigmas).
     pub fn vars(&self) -> Vec<Var> {
         let mut vars = Vec::new();
+        if let Some(c) = &self.conv {
+            vars.push(c.weight.clone());
+            vars.push(c.bias.clone());
+        }
         for l in &self.layers {
             vars.push(l.weight.clone());
             vars.push(l.bias.clone());
@@ -231,15 +348,28 @@ impl QNet {
         Ok(())
     }
 
-    /// The network's output `[batch, actions, atoms]` for observations `[batch, obs_dim]`.
+    /// The network's output `[batch, actions, atoms]` for observations `[batch, obs_dim]`
+    /// (flat; the CNN torso reshapes them to `[batch, channels, height, width]`).
     /// `ones` is a `[batch, 1]` column of ones (kept by the caller to avoid reallocating it).
-    /// With `track = false` the weights enter detached: no graph is recorded.
+    /// With `track = false` the weights enter detached: no graph is recorded. Noisy layers use
+    /// their current noise.
     pub fn forward(&self, obs: &Tensor, ones: &Tensor, track: bool) -> Result<Tensor> {
+        self.forward_with(obs, ones, track, true)
+    }
+
+    /// [`QNet::forward`], with `noise = false` evaluating noisy layers at their mean weights.
+    pub fn forward_with(
+        &self,
+        obs: &Tensor,
+        ones: &Tensor,
+        track: bool,
+        noise: bool,
+    ) -> Result<Tensor> {
         let p = |v: &Var| if track { v.as_tensor().clone() } else { v.as_tensor().detach() };
         let linear = |l: &Layer, x: &Tensor| -> Result<Tensor> {
             let (mut w, mut b) = (p(&l.weight), p(&l.bias));
-            if let (Some(ws), Some(bs), Some((nw, nb))) =
-                (&l.weight_sigma, &l.bias_sigma, &l.noise_tensors)
+            if let (true, Some(ws), Some(bs), Some((nw, nb))) =
+                (noise, &l.weight_sigma, &l.bias_sigma, &l.noise_tensors)
             {
                 w = (w + (p(ws) * nw)?)?;
                 b = (b + (p(bs) * nb)?)?;
@@ -248,7 +378,15 @@ impl QNet {
         };
         let batch = obs.dim(0)?;
         let (a, n) = (self.shape.n_actions, self.shape.atoms);
-        let mut h = obs.clone();
+        let mut h = match &self.conv {
+            None => obs.clone(),
+            Some(c) => {
+                let [ch, hh, ww] = c.image;
+                let x = obs.reshape((batch, ch, hh, ww))?;
+                let conv = if track { &c.tracked } else { &c.detached };
+                conv.forward(&x)?.relu()?.flatten_from(1)?
+            }
+        };
         let mut value = None;
         let mut out = None;
         for l in &self.layers {
