@@ -15,6 +15,7 @@ use candle_core::{ModuleT, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 
 use super::geometry::layer_error;
+use super::{fast, fast_batch_norm};
 
 /// `BatchNorm1d` (`[N, C]` or `[N, C, L]`) or `BatchNorm2d` (`[N, C, H, W]`).
 #[derive(Debug, Clone)]
@@ -121,32 +122,66 @@ impl BatchNorm {
     }
 }
 
-impl ModuleT for BatchNorm {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let (n, c, l) = self.input_shape(x)?;
-        let x3 = x.reshape((n, c, l))?;
+impl BatchNorm {
+    /// Checks that training has more than one value per channel.
+    fn check_count(&self, x: &Tensor, count: usize) -> Result<()> {
+        if count < 2 {
+            return Err(layer_error(
+                self.layer,
+                format!("training needs more than one value per channel, got shape {:?}", x.dims()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Moves the running statistics towards the batch's (`var` biased; stored unbiased).
+    fn update_running(&self, mean: &Tensor, var: &Tensor, count: usize) -> Result<()> {
+        let m = self.momentum;
+        let unbiased = (var * (count as f64 / (count - 1) as f64))?;
+        let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?;
+        let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?;
+        self.running_mean.set(&new_mean)?;
+        self.running_var.set(&new_var)
+    }
+
+    /// The fused CPU path (`fast_batch_norm`) on `x3` `[N, C, L]`.
+    pub(crate) fn forward_fused(&self, x3: &Tensor, train: bool) -> Result<Tensor> {
+        let (n, c, l) = x3.dims3()?;
+        let (mean, var) = if train {
+            self.check_count(x3, n * l)?;
+            let (mean, var) = fast_batch_norm::batch_stats(x3)?;
+            let dtype = self.running_mean.dtype();
+            let as_tensor = |v: &[f64]| Tensor::new(v, x3.device())?.to_dtype(dtype);
+            self.update_running(&as_tensor(&mean)?, &as_tensor(&var)?, n * l)?;
+            (mean, var)
+        } else {
+            let host = |t: &Tensor| t.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>();
+            (host(self.running_mean.as_tensor())?, host(self.running_var.as_tensor())?)
+        };
+        let (weight, bias) = match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) => (w.clone(), b.clone()),
+            _ => (
+                Tensor::ones(c, x3.dtype(), x3.device())?,
+                Tensor::zeros(c, x3.dtype(), x3.device())?,
+            ),
+        };
+        fast_batch_norm::normalize(x3, mean, &var, self.eps, &weight, &bias, train)
+    }
+
+    /// candle's generic tensor ops (any device and dtype) on `x3` `[N, C, L]`.
+    pub(crate) fn forward_generic(&self, x3: &Tensor, train: bool) -> Result<Tensor> {
+        let (n, c, l) = x3.dims3()?;
         let (mean, var) = if train {
             let count = n * l;
-            if count < 2 {
-                return Err(layer_error(
-                    self.layer,
-                    format!(
-                        "training needs more than one value per channel, got shape {:?}",
-                        x.dims()
-                    ),
-                ));
-            }
+            self.check_count(x3, count)?;
             let mean = (x3.sum_keepdim(2)?.sum_keepdim(0)? / count as f64)?;
             let centred = x3.broadcast_sub(&mean)?;
             let var = (centred.sqr()?.sum_keepdim(2)?.sum_keepdim(0)? / count as f64)?;
-            let m = self.momentum;
-            let unbiased = (var.detach() * (count as f64 / (count - 1) as f64))?;
-            let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))?
-                + (mean.detach().flatten_all()? * m)?)?;
-            let new_var =
-                ((self.running_var.as_tensor() * (1.0 - m))? + (unbiased.flatten_all()? * m)?)?;
-            self.running_mean.set(&new_mean)?;
-            self.running_var.set(&new_var)?;
+            self.update_running(
+                &mean.detach().flatten_all()?,
+                &var.detach().flatten_all()?,
+                count,
+            )?;
             (mean, var)
         } else {
             (
@@ -159,6 +194,20 @@ impl ModuleT for BatchNorm {
         if let (Some(w), Some(b)) = (&self.weight, &self.bias) {
             y = y.broadcast_mul(&w.reshape((1, c, 1))?)?.broadcast_add(&b.reshape((1, c, 1))?)?;
         }
+        Ok(y)
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (n, c, l) = self.input_shape(x)?;
+        let x3 = x.reshape((n, c, l))?;
+        let y =
+            if fast::supports(&x3) && self.weight.as_ref().is_none_or(|w| w.dtype() == x.dtype()) {
+                self.forward_fused(&x3, train)?
+            } else {
+                self.forward_generic(&x3, train)?
+            };
         y.reshape(x.dims())
     }
 }

@@ -16,7 +16,7 @@ use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::geometry::{layer_error, out_len, same_padding, Axis};
-use super::{check_input, fast};
+use super::{check_input, fast, fast_bias};
 
 /// Padding of a 2-D convolution, as torch's `padding` argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -267,6 +267,9 @@ impl Module for Conv2d {
 pub(crate) fn add_bias(y: Tensor, bias: Option<&Tensor>, rank: usize) -> Result<Tensor> {
     match bias {
         None => Ok(y),
+        Some(b) if fast::supports(&y) && b.dtype() == y.dtype() => {
+            fast_bias::add_channel_bias(&y, b)
+        }
         Some(b) => {
             let mut shape = vec![1; rank];
             shape[1] = b.elem_count();

@@ -9,10 +9,15 @@
 //! * input gradient: `dcols = W_g^T @ dout[n, g]`, scattered back (col2im, `+=`),
 //! * weight gradient: `dW_g += dout[n, g] @ cols^T`, summed over images,
 //!
-//! with the `gemm` crate (the matrix product candle itself uses) writing straight into the
-//! NCHW result, so nothing is transposed or copied afterwards. The column buffer is one
-//! allocation per call, reused for every image and group. The backward ops are themselves
-//! not differentiable (no second derivatives). Other devices and dtypes use candle's
+//! with the `gemm` crate (the matrix product candle itself uses; built with its `x86-v4`
+//! feature, so AVX-512 kernels run where the CPU has them) writing straight into the NCHW
+//! result. The weight gradient is accumulated column-major (`dW_g^T`, with `dout[n, g]`
+//! transposed per image, 1/9 the size of the columns for a 3x3 kernel) so that gemm reads
+//! both operands along their contiguous axis; this halves its cost against a row-major
+//! `cols` operand. The column buffer is a per-thread scratch reused across calls
+//! ([`Element::with_scratch`]). Stride-1 column taps are copied as whole runs. The backward
+//! skips the gradient of an operand candle does not track (the network's input). The
+//! backward ops are themselves not differentiable (no second derivatives). Other devices and dtypes use candle's
 //! generic ops (`convolution::conv2d_generic`); both paths are checked against torch's data.
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType};
@@ -85,8 +90,9 @@ impl ConvOp {
     }
 
     /// Source index tables: entry `t * out + o` is the input index of tap `t` at output `o`,
-    /// or -1 for padding.
-    fn tables(&self) -> (Vec<isize>, Vec<isize>) {
+    /// or -1 for padding; plus, per column tap, the contiguous run of the column table if it
+    /// has one (see [`Tables::runs`]).
+    fn tables(&self) -> Tables {
         let table = |a: &Axis| {
             let mut t = Vec::with_capacity(a.k * a.out);
             for tap in 0..a.k {
@@ -94,18 +100,15 @@ impl ConvOp {
             }
             t
         };
-        (table(&self.rows), table(&self.cols))
+        let (rows, cols) = (table(&self.rows), table(&self.cols));
+        let out = self.cols.out;
+        let runs = (0..self.cols.k).map(|tap| Run::of(&cols[tap * out..(tap + 1) * out])).collect();
+        Tables { rows, cols, runs }
     }
 
     /// Copies the taps of the `cg` channels at `x` (each `H x W`) into `cols` `[ck, l]`.
-    fn im2col<T: Float>(
-        &self,
-        x: &[T],
-        cg: usize,
-        tables: &(Vec<isize>, Vec<isize>),
-        cols: &mut [T],
-    ) {
-        let (rt, ct) = tables;
+    fn im2col<T: Float>(&self, x: &[T], cg: usize, tables: &Tables, cols: &mut [T]) {
+        let (rt, ct) = (&tables.rows, &tables.cols);
         let (r, c) = (&self.rows, &self.cols);
         let (w, l) = (c.n, r.out * c.out);
         let mut row = 0;
@@ -123,6 +126,12 @@ impl ConvOp {
                             continue;
                         }
                         let src = &plane[ih as usize * w..(ih as usize + 1) * w];
+                        if let Some(run) = tables.runs[tw] {
+                            seg[..run.lo].fill(T::zero());
+                            seg[run.lo..run.hi].copy_from_slice(&src[run.src..run.src + run.len()]);
+                            seg[run.hi..].fill(T::zero());
+                            continue;
+                        }
                         for (d, &iw) in seg.iter_mut().zip(ctab) {
                             *d = if iw < 0 { T::zero() } else { src[iw as usize] };
                         }
@@ -134,14 +143,8 @@ impl ConvOp {
     }
 
     /// Adds the column gradients `cols` `[ck, l]` back onto the `cg` channels at `gx`.
-    fn col2im<T: Float>(
-        &self,
-        cols: &[T],
-        cg: usize,
-        tables: &(Vec<isize>, Vec<isize>),
-        gx: &mut [T],
-    ) {
-        let (rt, ct) = tables;
+    fn col2im<T: Float>(&self, cols: &[T], cg: usize, tables: &Tables, gx: &mut [T]) {
+        let (rt, ct) = (&tables.rows, &tables.cols);
         let (r, c) = (&self.rows, &self.cols);
         let (w, l) = (c.n, r.out * c.out);
         let mut row = 0;
@@ -158,6 +161,13 @@ impl ConvOp {
                         }
                         let dst = &mut plane[ih as usize * w..(ih as usize + 1) * w];
                         let seg = &src[oh * c.out..(oh + 1) * c.out];
+                        if let Some(run) = tables.runs[tw] {
+                            let dst = &mut dst[run.src..run.src + run.len()];
+                            for (d, &v) in dst.iter_mut().zip(&seg[run.lo..run.hi]) {
+                                *d = *d + v;
+                            }
+                            continue;
+                        }
                         for (&v, &iw) in seg.iter().zip(ctab) {
                             if iw >= 0 {
                                 dst[iw as usize] = dst[iw as usize] + v;
@@ -170,6 +180,72 @@ impl ConvOp {
         }
     }
 }
+
+/// The gather tables of one convolution (see [`ConvOp::tables`]).
+struct Tables {
+    rows: Vec<isize>,
+    cols: Vec<isize>,
+    /// Per column tap: `Some` when its valid outputs `lo..hi` read consecutive input columns
+    /// from `src` on (stride 1 without zero-stuffing), so im2col/col2im copy whole runs.
+    runs: Vec<Option<Run>>,
+}
+
+/// Outputs `lo..hi` of a column tap read input columns `src..src + (hi - lo)`; the others
+/// read padding.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    lo: usize,
+    hi: usize,
+    src: usize,
+}
+
+impl Run {
+    fn of(tab: &[isize]) -> Option<Run> {
+        let lo = tab.iter().position(|&i| i >= 0)?;
+        let hi = tab.iter().rposition(|&i| i >= 0)? + 1;
+        let src = tab[lo];
+        let consecutive = tab[lo..hi].iter().zip(src..).all(|(&i, want)| i == want);
+        consecutive.then_some(Run { lo, hi, src: src as usize })
+    }
+
+    fn len(&self) -> usize {
+        self.hi - self.lo
+    }
+}
+
+/// The element types of the kernels, each with a per-thread column buffer that is reused
+/// from call to call: a fresh multi-megabyte buffer per convolution would be mapped and
+/// page-faulted in again every time. A thread keeps the largest buffer it has needed.
+pub(crate) trait Element: WithDType + Float {
+    /// Runs `f` on a scratch slice of `len` elements (contents unspecified).
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+}
+
+macro_rules! element {
+    ($t:ty, $key:ident) => {
+        thread_local! {
+            static $key: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+
+        impl Element for $t {
+            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+                $key.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut buf) => {
+                        if buf.len() < len {
+                            buf.resize(len, 0.0);
+                        }
+                        f(&mut buf[..len])
+                    }
+                    // Only reachable by re-entry, which the kernels never do; stay correct.
+                    Err(_) => f(&mut vec![0.0; len]),
+                })
+            }
+        }
+    };
+}
+
+element!(f32, COLS_F32);
+element!(f64, COLS_F64);
 
 /// A row-major matrix view for [`matmul`]: element `(i, j)` is at `offset + i rs + j cs`.
 #[derive(Clone, Copy)]
@@ -256,79 +332,110 @@ fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]
 }
 
 impl ConvOp {
-    fn forward<T: WithDType + Float>(&self, x: &[T], w: &[T], d: Dims) -> Result<Vec<T>> {
-        let tables = self.tables();
+    fn forward<T: Element>(&self, x: &[T], w: &[T], d: Dims) -> Result<Vec<T>> {
         let mut out = vec![T::zero(); d.n * d.out_ch * d.l];
-        let mut cols = vec![T::zero(); d.ck * d.l];
-        for img in 0..d.n {
-            for g in 0..self.groups {
-                let xg = &x[(img * d.c + g * d.cg) * d.hw..(img * d.c + (g + 1) * d.cg) * d.hw];
-                self.im2col(xg, d.cg, &tables, &mut cols);
-                let dst = Mat::row_major((img * d.out_ch + g * d.og) * d.l, d.l);
-                let wg = Mat::row_major(g * d.og * d.ck, d.ck);
-                matmul(
-                    (d.og, d.l, d.ck),
-                    &mut out,
-                    dst,
-                    false,
-                    w,
-                    wg,
-                    &cols,
-                    Mat::row_major(0, d.l),
-                )?;
-            }
-        }
+        T::with_scratch(d.ck * d.l, |cols| self.forward_into(x, w, d, cols, &mut out))?;
         Ok(out)
     }
 
-    fn grad_input<T: WithDType + Float>(&self, gout: &[T], w: &[T], d: Dims) -> Result<Vec<T>> {
+    fn forward_into<T: Element>(
+        &self,
+        x: &[T],
+        w: &[T],
+        d: Dims,
+        cols: &mut [T],
+        out: &mut [T],
+    ) -> Result<()> {
         let tables = self.tables();
+        for img in 0..d.n {
+            for g in 0..self.groups {
+                let xg = &x[(img * d.c + g * d.cg) * d.hw..(img * d.c + (g + 1) * d.cg) * d.hw];
+                self.im2col(xg, d.cg, &tables, cols);
+                let dst = Mat::row_major((img * d.out_ch + g * d.og) * d.l, d.l);
+                let wg = Mat::row_major(g * d.og * d.ck, d.ck);
+                matmul((d.og, d.l, d.ck), out, dst, false, w, wg, cols, Mat::row_major(0, d.l))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn grad_input<T: Element>(&self, gout: &[T], w: &[T], d: Dims) -> Result<Vec<T>> {
         let mut gx = vec![T::zero(); d.n * d.c * d.hw];
-        let mut cols = vec![T::zero(); d.ck * d.l];
+        T::with_scratch(d.ck * d.l, |cols| self.grad_input_into(gout, w, d, cols, &mut gx))?;
+        Ok(gx)
+    }
+
+    fn grad_input_into<T: Element>(
+        &self,
+        gout: &[T],
+        w: &[T],
+        d: Dims,
+        cols: &mut [T],
+        gx: &mut [T],
+    ) -> Result<()> {
+        let tables = self.tables();
         for img in 0..d.n {
             for g in 0..self.groups {
                 let wt = Mat::transposed(g * d.og * d.ck, d.ck);
                 let go = Mat::row_major((img * d.out_ch + g * d.og) * d.l, d.l);
-                matmul(
-                    (d.ck, d.l, d.og),
-                    &mut cols,
-                    Mat::row_major(0, d.l),
-                    false,
-                    w,
-                    wt,
-                    gout,
-                    go,
-                )?;
+                matmul((d.ck, d.l, d.og), cols, Mat::row_major(0, d.l), false, w, wt, gout, go)?;
                 let start = (img * d.c + g * d.cg) * d.hw;
-                self.col2im(&cols, d.cg, &tables, &mut gx[start..start + d.cg * d.hw]);
+                self.col2im(cols, d.cg, &tables, &mut gx[start..start + d.cg * d.hw]);
             }
         }
-        Ok(gx)
+        Ok(())
     }
 
-    fn grad_weight<T: WithDType + Float>(&self, x: &[T], gout: &[T], d: Dims) -> Result<Vec<T>> {
-        let tables = self.tables();
+    fn grad_weight<T: Element>(&self, x: &[T], gout: &[T], d: Dims) -> Result<Vec<T>> {
+        // Accumulated transposed, `[groups, ck, og]`, then transposed once at the end.
+        let mut gw_t = vec![T::zero(); d.out_ch * d.ck];
+        T::with_scratch(d.ck * d.l + d.l * d.og, |buf| {
+            let (cols, gout_t) = buf.split_at_mut(d.ck * d.l);
+            self.grad_weight_into(x, gout, d, cols, gout_t, &mut gw_t)
+        })?;
         let mut gw = vec![T::zero(); d.out_ch * d.ck];
-        let mut cols = vec![T::zero(); d.ck * d.l];
-        for img in 0..d.n {
-            for g in 0..self.groups {
-                let xg = &x[(img * d.c + g * d.cg) * d.hw..(img * d.c + (g + 1) * d.cg) * d.hw];
-                self.im2col(xg, d.cg, &tables, &mut cols);
-                let dst = Mat::row_major(g * d.og * d.ck, d.ck);
-                let go = Mat::row_major((img * d.out_ch + g * d.og) * d.l, d.l);
-                matmul(
-                    (d.og, d.ck, d.l),
-                    &mut gw,
-                    dst,
-                    true,
-                    gout,
-                    go,
-                    &cols,
-                    Mat::transposed(0, d.l),
-                )?;
+        for g in 0..self.groups {
+            let block = &gw_t[g * d.ck * d.og..(g + 1) * d.ck * d.og];
+            for (j, row) in block.chunks_exact(d.og).enumerate() {
+                for (o, &v) in row.iter().enumerate() {
+                    gw[(g * d.og + o) * d.ck + j] = v;
+                }
             }
         }
         Ok(gw)
+    }
+
+    /// `dW_g^T [ck, og] += cols [ck, L] @ dout^T [L, og]` per image, computed as the
+    /// column-major `dW_g [og, ck] = dout^T^T @ cols^T` so that gemm reads both operands
+    /// along their contiguous axis (row-major `cols` as the left operand would be repacked
+    /// with strided reads, about half the cost of the product).
+    fn grad_weight_into<T: Element>(
+        &self,
+        x: &[T],
+        gout: &[T],
+        d: Dims,
+        cols: &mut [T],
+        gout_t: &mut [T],
+        gw_t: &mut [T],
+    ) -> Result<()> {
+        let tables = self.tables();
+        for img in 0..d.n {
+            for g in 0..self.groups {
+                let xg = &x[(img * d.c + g * d.cg) * d.hw..(img * d.c + (g + 1) * d.cg) * d.hw];
+                self.im2col(xg, d.cg, &tables, cols);
+                let start = (img * d.out_ch + g * d.og) * d.l;
+                for (o, row) in gout[start..start + d.og * d.l].chunks_exact(d.l).enumerate() {
+                    for (l, &v) in row.iter().enumerate() {
+                        gout_t[l * d.og + o] = v;
+                    }
+                }
+                let dst = Mat { offset: g * d.ck * d.og, rs: 1, cs: d.og };
+                let lhs = Mat { offset: 0, rs: 1, cs: d.og };
+                let cols_t = Mat::transposed(0, d.l);
+                matmul((d.og, d.ck, d.l), gw_t, dst, true, gout_t, lhs, cols, cols_t)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -366,11 +473,21 @@ impl CustomOp2 for ConvOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let gx =
-            grad.apply_op2_no_bwd(w, &GradInput { op: *self, input_shape: x.shape().clone() })?;
-        let gw =
-            x.apply_op2_no_bwd(&grad, &GradWeight { op: *self, weight_shape: w.shape().clone() })?;
-        Ok((Some(gx), Some(gw)))
+        // An operand that is neither a variable nor computed from one (the network's input
+        // image) gets no gradient: candle would drop it anyway.
+        let gx = if x.track_op() {
+            let op = GradInput { op: *self, input_shape: x.shape().clone() };
+            Some(grad.apply_op2_no_bwd(w, &op)?)
+        } else {
+            None
+        };
+        let gw = if w.track_op() {
+            let op = GradWeight { op: *self, weight_shape: w.shape().clone() };
+            Some(x.apply_op2_no_bwd(&grad, &op)?)
+        } else {
+            None
+        };
+        Ok((gx, gw))
     }
 }
 

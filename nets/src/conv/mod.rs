@@ -15,13 +15,20 @@
 //!
 //! Where candle's own ops are missing features or gradients (asymmetric padding, rectangular
 //! strides, pooling backward with overlapping windows, ceil mode; CANDLE-NOTES.md section 5),
-//! the layers gather window taps through a precomputed index and reduce them; convolutions on
-//! CPU use the fused kernels of `fast` (im2col + GEMM with an explicit backward).
+//! the layers gather window taps through a precomputed index and reduce them. On CPU (f32 and
+//! f64) hand-written kernels with explicit backward passes replace the generic ops: `fast`
+//! (convolutions: im2col + GEMM), `fast_bias` (per-channel bias), `fast_batch_norm`,
+//! `fast_pool` (max and average pooling) and `fast_relu` (the blocks' activations); each is
+//! tested against the generic path and against finite differences.
 
 pub mod batch_norm;
 pub mod blocks;
 pub mod convolution;
 mod fast;
+mod fast_batch_norm;
+mod fast_bias;
+mod fast_pool;
+mod fast_relu;
 mod geometry;
 pub mod init;
 pub mod lrn;

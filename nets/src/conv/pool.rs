@@ -21,8 +21,8 @@
 use candle_core::{Module, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::check_input;
 use super::geometry::{gather_taps, host_matrix, layer_error, Axis};
+use super::{check_input, fast, fast_pool};
 
 /// Output length of a pooling axis, torch's `pooling_output_shape`; `None` when the window is
 /// larger than the padded input.
@@ -140,6 +140,14 @@ impl MaxPool2d {
 
 impl Module for MaxPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_path(x, fast::supports(x))
+    }
+}
+
+impl MaxPool2d {
+    /// The forward through the direct CPU kernel (`fused`, `fast_pool`) or candle's generic
+    /// gather-and-reduce ops (any device and dtype).
+    pub(crate) fn forward_path(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         self.validate()?;
         let dims = check_input("MaxPool2d", x.dims(), 4, 0, "[N, C, H, W]")?;
         let (n, c) = (dims[0], dims[1]);
@@ -152,6 +160,9 @@ impl Module for MaxPool2d {
             self.dilation,
             self.ceil_mode,
         )?;
+        if fused {
+            return fast_pool::max_pool2d(x, &rows, &cols);
+        }
         let taps = gather_taps(x, &rows, &cols, f64::NEG_INFINITY, true)?;
         taps.max(3)?.reshape((n, c, rows.out, cols.out))
     }
@@ -216,6 +227,14 @@ impl AvgPool2d {
 
 impl Module for AvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_path(x, fast::supports(x))
+    }
+}
+
+impl AvgPool2d {
+    /// The forward through the direct CPU kernel (`fused`, `fast_pool`) or candle's generic
+    /// gather-and-reduce ops (any device and dtype).
+    pub(crate) fn forward_path(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         self.validate()?;
         let dims = check_input("AvgPool2d", x.dims(), 4, 0, "[N, C, H, W]")?;
         let (n, c) = (dims[0], dims[1]);
@@ -228,7 +247,6 @@ impl Module for AvgPool2d {
             [1, 1],
             self.ceil_mode,
         )?;
-        let sums = gather_taps(x, &rows, &cols, 0.0, true)?.sum(3)?;
         let inv: Vec<f64> = match self.divisor_override {
             Some(d) => vec![1.0 / d as f64; rows.out * cols.out],
             None => {
@@ -236,6 +254,10 @@ impl Module for AvgPool2d {
                 dr.iter().flat_map(|&a| dc.iter().map(move |&b| 1.0 / (a * b) as f64)).collect()
             }
         };
+        if fused {
+            return fast_pool::avg_pool2d(x, &rows, &cols, inv);
+        }
+        let sums = gather_taps(x, &rows, &cols, 0.0, true)?.sum(3)?;
         let inv = host_matrix(inv, 1, rows.out * cols.out, x, x.device())?;
         sums.broadcast_mul(&inv)?.reshape((n, c, rows.out, cols.out))
     }

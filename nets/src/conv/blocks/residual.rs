@@ -15,6 +15,7 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::conv::blocks::SqueezeExcite;
+use crate::conv::fast_relu::relu;
 use crate::conv::{check_input, BatchNorm, Conv2d, Conv2dConfig};
 
 /// A basic residual unit; see the [module documentation](self).
@@ -76,7 +77,7 @@ impl ResidualUnit {
 impl ModuleT for ResidualUnit {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         check_input("ResidualUnit", x.dims(), 4, self.in_channels, "[N, C, H, W]")?;
-        let h = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let h = relu(&self.bn1.forward_t(&self.conv1.forward(x)?, train)?)?;
         let mut h = self.bn2.forward_t(&self.conv2.forward(&h)?, train)?;
         if let Some(se) = &self.se {
             h = se.forward(&h)?;
@@ -85,6 +86,6 @@ impl ModuleT for ResidualUnit {
             Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
             None => x.clone(),
         };
-        (h + shortcut)?.relu()
+        relu(&(h + shortcut)?)
     }
 }
