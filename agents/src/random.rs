@@ -6,8 +6,8 @@ use crate::config::{self, Config};
 use crate::error::Result;
 use crate::spec::{AgentSpec, BuildContext};
 use crate::state::AgentState;
-use deeprl_envs::{Space, SpaceSample};
-use rand::SeedableRng;
+use deeprl_envs::Space;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -50,14 +50,15 @@ impl RandomAgent {
         }
     }
 
+    /// Draws as [`Space::sample`] does, writing into the action buffer without allocating.
     fn draw(space: &Space, rng: &mut ChaCha8Rng, action: &mut ActionBuf) {
-        match space.sample(rng) {
-            SpaceSample::Discrete(a) => action.set_discrete(a),
-            SpaceSample::Box(v) => action.continuous_mut(v.len()).copy_from_slice(&v),
-            SpaceSample::MultiDiscrete(v) => {
-                let out = action.continuous_mut(v.len());
-                for (o, x) in out.iter_mut().zip(v) {
-                    *o = x as f32;
+        match space {
+            Space::Discrete { n } => action.set_discrete(rng.random_range(0..*n)),
+            Space::Box(b) => b.sample_into(rng, action.continuous_mut(b.len())),
+            Space::MultiDiscrete { nvec } => {
+                let out = action.continuous_mut(nvec.len());
+                for (o, &n) in out.iter_mut().zip(nvec) {
+                    *o = rng.random_range(0..n) as f32;
                 }
             }
         }

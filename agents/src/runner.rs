@@ -140,19 +140,30 @@ const SEED_KEY: &str = "runner.seed";
 impl Runner {
     /// A run at step 0: resets `env` for the first episode.
     pub fn new(
-        mut env: Box<dyn DynEnv>,
+        env: Box<dyn DynEnv>,
         eval_env: Box<dyn DynEnv>,
         agent: Box<dyn Agent>,
         config: RunConfig,
         seed: u64,
         success: Option<Success>,
     ) -> Result<Self> {
+        let parts = (env, eval_env, agent);
+        Self::at(parts, config, seed, success, Progress::default())
+    }
+
+    /// A run whose counters are `progress`: resets `env` for the current episode.
+    fn at(
+        (mut env, eval_env, agent): (Box<dyn DynEnv>, Box<dyn DynEnv>, Box<dyn Agent>),
+        config: RunConfig,
+        seed: u64,
+        success: Option<Success>,
+        progress: Progress,
+    ) -> Result<Self> {
         config.validate()?;
         let mut obs = vec![0.0; env.obs_len()];
-        env.reset_into(Some(episode_seed(seed, 0, 0)), &mut obs)?;
+        env.reset_into(Some(episode_seed(seed, 0, progress.episode)), &mut obs)?;
         let action = ActionBuf::for_space(&env.action_space());
         let next_obs = obs.clone();
-        let progress = Progress::default();
         Ok(Runner { env, eval_env, agent, config, seed, success, progress, obs, next_obs, action })
     }
 
@@ -169,13 +180,13 @@ impl Runner {
         agent.load(state)?;
         let seed: u64 = state.meta(SEED_KEY)?;
         let progress: Progress = state.meta(PROGRESS_KEY)?;
-        let mut run = Runner::new(env, eval_env, agent, config, seed, success)?;
-        run.env.reset_into(Some(episode_seed(seed, 0, progress.episode)), &mut run.obs)?;
+        let mut run = Self::at((env, eval_env, agent), config, seed, success, progress)?;
         let dim = match &run.action {
             ActionBuf::Continuous(v) => v.len(),
             ActionBuf::Discrete(_) => 1,
         };
-        for a in progress.episode_actions.chunks(dim.max(1)) {
+        let actions = std::mem::take(&mut run.progress.episode_actions);
+        for a in actions.chunks(dim.max(1)) {
             let action = match &run.action {
                 ActionBuf::Discrete(_) => ActionRef::Discrete(a[0] as usize),
                 ActionBuf::Continuous(_) => ActionRef::Continuous(a),
@@ -189,7 +200,7 @@ impl Runner {
                 ));
             }
         }
-        run.progress = progress;
+        run.progress.episode_actions = actions;
         Ok(run)
     }
 

@@ -40,6 +40,14 @@ pub enum SpaceSample {
 }
 
 impl BoxSpace {
+    /// Writes a uniform sample (as [`Space::sample`] draws it) into `out`, which must hold
+    /// [`BoxSpace::len`] values; nothing is allocated.
+    pub fn sample_into<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut [f32]) {
+        for (o, (&lo, &hi)) in out.iter_mut().zip(self.low.iter().zip(&self.high)) {
+            *o = sample_interval(rng, lo, hi);
+        }
+    }
+
     /// A box with the given bounds and shape. Bounds must have `shape.product()` elements,
     /// and `low <= high` elementwise (checked by [`Space::validate`]).
     pub fn new(low: Vec<f32>, high: Vec<f32>, shape: Vec<usize>) -> Self {
@@ -165,9 +173,11 @@ impl Space {
             Space::MultiDiscrete { nvec } => {
                 SpaceSample::MultiDiscrete(nvec.iter().map(|&n| rng.random_range(0..n)).collect())
             }
-            Space::Box(b) => SpaceSample::Box(
-                b.low.iter().zip(&b.high).map(|(&lo, &hi)| sample_interval(rng, lo, hi)).collect(),
-            ),
+            Space::Box(b) => {
+                let mut values = vec![0.0; b.len()];
+                b.sample_into(rng, &mut values);
+                SpaceSample::Box(values)
+            }
         }
     }
 

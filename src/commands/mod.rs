@@ -9,8 +9,9 @@ pub mod progress;
 pub mod record;
 pub mod train;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::Device;
+use std::path::Path;
 
 /// The device named on the command line.
 pub fn device(name: &str) -> Result<Device> {
@@ -46,4 +47,20 @@ pub fn load(checkpoint: &std::path::Path, device_name: &str) -> Result<Loaded> {
     })?;
     deeprl::runs::load_agent(built.agent.as_mut(), &state, &file)?;
     Ok(Loaded { spec, built })
+}
+
+/// Writes `out` through a hidden temporary file beside it that keeps the extension
+/// (`.{name}.tmp.{ext}`, for encoders that go by it): renamed over `out` when `write`
+/// succeeds, removed when it fails, so no half-written file is ever left behind.
+pub fn write_atomically(out: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = out.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    let tmp = out.with_file_name(format!(".{name}.tmp{ext}"));
+    match write(&tmp) {
+        Ok(()) => std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display())),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e.context(format!("writing {}", out.display())))
+        }
+    }
 }

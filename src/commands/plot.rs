@@ -2,7 +2,7 @@
 //! steps, smoothed, one line per run; runs of the same env and agent (several seeds) are drawn
 //! as their mean with the min-max spread around it.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use deeprl::csv_log::read_scalars;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -159,18 +159,7 @@ fn draw(path: &Path, tag: &str, lines: &[Line]) -> Result<()> {
 pub fn run(args: &PlotArgs) -> Result<ExitCode> {
     let lines = lines(args)?;
     let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    // Draw to a temporary PNG beside the target, then rename: no half-written plot.
-    let name = args.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = args.out.with_file_name(format!(".{name}.tmp.png"));
-    let drawn = draw(&tmp, &args.tag, &lines);
-    match drawn {
-        Ok(()) => std::fs::rename(&tmp, &args.out)
-            .with_context(|| format!("writing {}", args.out.display()))?,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context(format!("drawing {}", args.out.display())));
-        }
-    }
+    super::write_atomically(&args.out, |tmp| draw(tmp, &args.tag, &lines))?;
     println!("wrote {} ({} lines)", args.out.display(), lines.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -35,9 +35,8 @@ pub struct RecordArgs {
 pub fn write_gif(frames: &[Frame], fps: u32, out: &Path) -> Result<()> {
     let Some(first) = frames.first() else { bail!("no frames to write") };
     let (w, h) = (u16::try_from(first.width)?, u16::try_from(first.height)?);
-    let tmp = out.with_extension("gif.tmp");
-    let write = || -> Result<()> {
-        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    super::write_atomically(out, |tmp| {
+        let file = File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let mut encoder = gif::Encoder::new(BufWriter::new(file), w, h, &[])?;
         encoder.set_repeat(gif::Repeat::Infinite)?;
         let delay = (100 / fps.clamp(1, 100)) as u16;
@@ -57,14 +56,7 @@ pub fn write_gif(frames: &[Frame], fps: u32, out: &Path) -> Result<()> {
         }
         encoder.into_inner()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         Ok(())
-    };
-    match write() {
-        Ok(()) => std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display())),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e.context(format!("writing {}", out.display())))
-        }
-    }
+    })
 }
 
 pub fn run(args: &RecordArgs) -> Result<ExitCode> {

@@ -2,7 +2,7 @@
 //! checkpointing into the run directory; `--resume RUN_DIR` continues an interrupted run.
 
 use super::{device, progress::ProgressLine};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use deeprl::agents::logger::Tee;
 use deeprl::agents::{tags, AgentState, Logger, Runner, Summary};
 use deeprl::csv_log::CsvLogger;
@@ -48,12 +48,9 @@ pub struct TrainArgs {
     resume: Option<PathBuf>,
 }
 
-/// Writes `text` to `path` through a temporary file and a rename.
+/// Writes `text` to `path` atomically.
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("writing {}", path.display()))
+    super::write_atomically(path, |tmp| Ok(std::fs::write(tmp, text)?))
 }
 
 pub fn run(args: &TrainArgs) -> Result<ExitCode> {
