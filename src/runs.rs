@@ -125,6 +125,7 @@ impl RunSpec {
             env: env.as_ref(),
             seed: self.seed,
             device: device.clone(),
+            total_steps: (run.steps > 0).then_some(run.steps),
         };
         let agent = (spec::find(&self.agent)?.build)(&ctx, &agent_table)?;
         let success = deeprl_envs::spec(&self.env_id).and_then(|s| s.success);

@@ -1,17 +1,25 @@
 //! DQN hot paths: the greedy action for one CartPole observation (host copy), and one gradient
 //! step of the zoo's 4-256-256-2 network at batch 64 (sample, online forward, target forward
-//! without a graph, gather, Huber, backward, clip, Adam). Run with `RAYON_NUM_THREADS=1` for
-//! the one-core figure.
+//! without a graph, gather, Huber, backward, clip, Adam) and of the same net as Rainbow's
+//! (C51 with 51 atoms, noisy, dueling, double, prioritized, 3-step), each on the default path
+//! (the host learner) and on candle's autograd (`learner = "candle"`). Run with
+//! `RAYON_NUM_THREADS=1` for the one-core figures.
 
 use candle_core::Device;
 use criterion::{criterion_group, criterion_main, Criterion};
-use deeprl_agents::dqn::{Dqn, DqnConfig};
+use deeprl_agents::dqn::{Dqn, DqnConfig, LearnerKind};
 use deeprl_agents::{ActionBuf, Agent, BuildContext, Transition};
 use deeprl_envs::ActionRef;
 
 fn agent(config: DqnConfig) -> Dqn {
     let env = deeprl_envs::make("CartPole-v1").unwrap();
-    let ctx = BuildContext { env_id: "CartPole-v1", env: &*env, seed: 0, device: Device::Cpu };
+    let ctx = BuildContext {
+        env_id: "CartPole-v1",
+        env: &*env,
+        seed: 0,
+        device: Device::Cpu,
+        total_steps: None,
+    };
     let mut agent = Dqn::new("dqn", config, &ctx).unwrap();
     // Fill the replay with 1000 made-up CartPole-like transitions (no training yet).
     for k in 0..1000u32 {
@@ -43,19 +51,29 @@ fn zoo() -> DqnConfig {
 
 fn bench(c: &mut Criterion) {
     let mut a = agent(zoo());
+    assert!(a.uses_host_learner());
     let mut action = ActionBuf::Discrete(0);
     let obs = [0.01f32, -0.2, 0.03, 0.1];
     c.bench_function("dqn act_greedy 4-256-256-2", |b| {
         b.iter(|| a.act_greedy(std::hint::black_box(&obs), &mut action).unwrap())
     });
-    c.bench_function("dqn gradient_step 4-256-256-2 batch 64", |b| {
+    c.bench_function("dqn gradient_step 4-256-256-2 batch 64 (host)", |b| {
         b.iter(|| a.gradient_step().unwrap())
     });
-    let mut r = agent(
+    let mut a = agent(DqnConfig { learner: LearnerKind::Candle, ..zoo() });
+    c.bench_function("dqn gradient_step 4-256-256-2 batch 64 (candle)", |b| {
+        b.iter(|| a.gradient_step().unwrap())
+    });
+    let rainbow =
         DqnConfig { distributional: true, v_min: 0.0, v_max: 100.0, ..DqnConfig::rainbow() }
-            .with_zoo_net(),
-    );
-    c.bench_function("rainbow gradient_step 4-256-256-2x51 batch 64", |b| {
+            .with_zoo_net();
+    let mut r = agent(rainbow.clone());
+    assert!(r.uses_host_learner());
+    c.bench_function("rainbow gradient_step 4-256-256-2x51 batch 64 (host)", |b| {
+        b.iter(|| r.gradient_step().unwrap())
+    });
+    let mut r = agent(DqnConfig { learner: LearnerKind::Candle, ..rainbow });
+    c.bench_function("rainbow gradient_step 4-256-256-2x51 batch 64 (candle)", |b| {
         b.iter(|| r.gradient_step().unwrap())
     });
 }

@@ -24,8 +24,13 @@ fn train(env: &mut dyn DynEnv, seed: u64) -> u64 {
         gamma: 0.99,
         ..QLearningConfig::default()
     };
-    let ctx =
-        BuildContext { env_id: "Taxi-v3", env: &*env, seed, device: candle_core::Device::Cpu };
+    let ctx = BuildContext {
+        env_id: "Taxi-v3",
+        env: &*env,
+        seed,
+        device: candle_core::Device::Cpu,
+        total_steps: None,
+    };
     let mut agent = QLearning::new(&ctx, &config).expect("Taxi is tabular");
     let mut obs = [0.0f32];
     let mut next = [0.0f32];

@@ -30,8 +30,13 @@ fn run(
     table: &toml::Table,
 ) -> Result<Outcome, Box<dyn Error>> {
     let mut env = deeprl_envs::make("CartPole-v1")?;
-    let ctx =
-        BuildContext { env_id: "CartPole-v1", env: &*env, seed, device: candle_core::Device::Cpu };
+    let ctx = BuildContext {
+        env_id: "CartPole-v1",
+        env: &*env,
+        seed,
+        device: candle_core::Device::Cpu,
+        total_steps: None,
+    };
     let mut agent = Reinforce::from_table(&ctx, table)?;
     let mut action = ActionBuf::for_space(&env.action_space());
     let (mut obs, mut next_obs) = (vec![0.0; env.obs_len()], vec![0.0; env.obs_len()]);

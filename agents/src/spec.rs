@@ -16,6 +16,10 @@ pub struct BuildContext<'a> {
     pub seed: u64,
     /// Where tensors live.
     pub device: Device,
+    /// The run's length in env steps (the runner's `steps`, the CLI's `--steps`), for agents
+    /// whose schedules are fractions of it (DQN's `total_timesteps` defaults to it); `None`
+    /// outside a run or for a run bounded by episodes only.
+    pub total_steps: Option<u64>,
 }
 
 impl BuildContext<'_> {

@@ -10,7 +10,7 @@
 use crate::error::{AgentError, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use deeprl_nets::optim::{Optim, SavedState};
+use deeprl_nets::optim::{Optim, OptimizerConfig, SavedState};
 use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::de::DeserializeOwned;
@@ -150,9 +150,20 @@ impl AgentState {
 
     /// Stores an optimizer's hyperparameters and state under `prefix`.
     pub fn put_optim(&mut self, prefix: &str, optim: &Optim) -> Result<()> {
-        let saved = optim.export_state()?;
+        self.put_optim_state(prefix, optim.config(), optim.export_state()?)
+    }
+
+    /// Stores an optimizer's hyperparameters and per-variable state in
+    /// [`put_optim`](Self::put_optim)'s form, for optimizers kept outside an [`Optim`] (the
+    /// DQN host learner's).
+    pub fn put_optim_state(
+        &mut self,
+        prefix: &str,
+        config: &OptimizerConfig,
+        saved: Vec<SavedState>,
+    ) -> Result<()> {
         let steps: Vec<(u64, f64)> = saved.iter().map(|s| (s.step, s.mu_product)).collect();
-        self.put_meta(&format!("{prefix}config"), optim.config())?;
+        self.put_meta(&format!("{prefix}config"), config)?;
         self.put_meta(&format!("{prefix}steps"), &steps)?;
         for (i, s) in saved.into_iter().enumerate() {
             for (k, b) in s.buffers.into_iter().enumerate() {
@@ -165,6 +176,15 @@ impl AgentState {
 
     /// Restores an optimizer written by [`put_optim`](Self::put_optim).
     pub fn load_optim(&self, prefix: &str, optim: &mut Optim) -> Result<()> {
+        let (config, saved) = self.optim_state(prefix)?;
+        optim.import_state(&saved)?;
+        candle_nn::Optimizer::set_learning_rate(optim, config.lr());
+        Ok(())
+    }
+
+    /// The hyperparameters and per-variable state written by [`put_optim`](Self::put_optim)
+    /// or [`put_optim_state`](Self::put_optim_state).
+    pub fn optim_state(&self, prefix: &str) -> Result<(OptimizerConfig, Vec<SavedState>)> {
         let steps: Vec<(u64, f64)> = self.meta(&format!("{prefix}steps"))?;
         let mut saved = Vec::with_capacity(steps.len());
         for (i, (step, mu_product)) in steps.into_iter().enumerate() {
@@ -178,11 +198,7 @@ impl AgentState {
             }
             saved.push(s);
         }
-        optim.import_state(&saved)?;
-        let config = self.meta(&format!("{prefix}config"))?;
-        let lr = deeprl_nets::optim::OptimizerConfig::lr(&config);
-        candle_nn::Optimizer::set_learning_rate(optim, lr);
-        Ok(())
+        Ok((self.meta(&format!("{prefix}config"))?, saved))
     }
 
     /// Stores a serialisable value under `key` in the metadata.

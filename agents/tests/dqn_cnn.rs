@@ -28,7 +28,7 @@ fn build(
     pairs: &[&str],
 ) -> deeprl_agents::Result<Box<dyn Agent>> {
     let env = deeprl_envs::make(env_id).unwrap();
-    let ctx = BuildContext { env_id, env: &*env, seed, device: Device::Cpu };
+    let ctx = BuildContext { env_id, env: &*env, seed, device: Device::Cpu, total_steps: None };
     (spec::find(agent)?.build)(&ctx, &table(pairs))
 }
 
@@ -51,13 +51,14 @@ fn cnn_config() -> DqnConfig {
 
 fn dqn(config: DqnConfig, seed: u64) -> Dqn {
     let env = deeprl_envs::make(ENV).unwrap();
-    let ctx = BuildContext { env_id: ENV, env: &*env, seed, device: Device::Cpu };
+    let ctx =
+        BuildContext { env_id: ENV, env: &*env, seed, device: Device::Cpu, total_steps: None };
     Dqn::new("dqn", config, &ctx).unwrap()
 }
 
 /// A stored variable as `(dims, values)`.
 fn var(agent: &Dqn, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let data = agent.online().varmap.data().lock().unwrap();
+    let data = agent.online().unwrap().varmap.data().lock().unwrap();
     let v = data.get(name).unwrap_or_else(|| panic!("no variable {name}"));
     (v.dims().to_vec(), v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
 }
@@ -65,7 +66,7 @@ fn var(agent: &Dqn, name: &str) -> (Vec<usize>, Vec<f32>) {
 #[test]
 fn cnn_torso_has_the_minatar_shape_and_parameter_count() {
     let agent = dqn(cnn_config(), 0);
-    let net = agent.online();
+    let net = agent.online().unwrap();
     assert_eq!(net.shape.torso, Torso::minatar([4, 10, 10], vec![128]));
     assert_eq!(net.shape.obs_dim, 400);
     // Breakout: 4 channels, 6 actions. conv 16 x 4 x 3 x 3 + 16; flatten 16 * 8 * 8 = 1024;
@@ -171,7 +172,7 @@ fn learns_through_the_agent_api_and_acts_on_the_trained_weights() {
     // The training forward (recording the graph, the tracked convolution) on a batch gives
     // the same Q-values as acting on each observation alone.
     let rows = seen.len() / 400;
-    let net = agent.online();
+    let net = agent.online().unwrap();
     let x = Tensor::from_slice(&seen, (rows, 400), &Device::Cpu).unwrap();
     let batch: Vec<Vec<f32>> =
         q_values(&net.forward(&x, &net.ones(rows).unwrap(), true).unwrap(), None)

@@ -26,7 +26,7 @@ fn table(pairs: &[&str]) -> toml::Table {
 }
 
 fn build(env: &dyn DynEnv, seed: u64, pairs: &[&str]) -> deeprl_agents::Result<Reinforce> {
-    let ctx = BuildContext { env_id: "test", env, seed, device: Device::Cpu };
+    let ctx = BuildContext { env_id: "test", env, seed, device: Device::Cpu, total_steps: None };
     Reinforce::from_table(&ctx, &table(pairs))
 }
 
@@ -521,7 +521,13 @@ fn bad_input_is_an_error_naming_the_problem() {
 
     let env = deeprl_envs::make("CartPole-v1").unwrap();
     let spec = deeprl_agents::spec::find("reinforce").unwrap();
-    let ctx = BuildContext { env_id: "CartPole-v1", env: &*env, seed: 0, device: Device::Cpu };
+    let ctx = BuildContext {
+        env_id: "CartPole-v1",
+        env: &*env,
+        seed: 0,
+        device: Device::Cpu,
+        total_steps: None,
+    };
     let err = (spec.build)(&ctx, &table(&["gama=0.9"])).err().unwrap().to_string();
     assert!(
         err.contains("unknown config key `gama`") && err.contains("did you mean `gamma`"),

@@ -42,7 +42,13 @@ fn build(
     seed: u64,
     overrides: &[&str],
 ) -> Result<Box<dyn Agent>, AgentError> {
-    let ctx = BuildContext { env_id: "test-env", env, seed, device: candle_core::Device::Cpu };
+    let ctx = BuildContext {
+        env_id: "test-env",
+        env,
+        seed,
+        device: candle_core::Device::Cpu,
+        total_steps: None,
+    };
     let mut table = toml::Table::new();
     for o in overrides {
         let (k, v) = deeprl_agents::config::parse_assignment(o)?;
@@ -52,7 +58,13 @@ fn build(
 }
 
 fn ctx(env: &dyn DynEnv, seed: u64) -> BuildContext<'_> {
-    BuildContext { env_id: "test-env", env, seed, device: candle_core::Device::Cpu }
+    BuildContext {
+        env_id: "test-env",
+        env,
+        seed,
+        device: candle_core::Device::Cpu,
+        total_steps: None,
+    }
 }
 
 /// The runner's loop, small: act, step, observe with the transition built before any reset,

@@ -4,7 +4,8 @@
 //! ([`conv`]), recurrent layers ([`rnn`]) and attention layers ([`attention`]). Usable for supervised and
 //! generative work without any reinforcement learning: data loading and batching
 //! ([`data`]), the `fit` loop with metrics, early stopping and transfer learning
-//! ([`train`]), and autoencoders, the VAE and the GAN ([`models`]).
+//! ([`train`]), autoencoders, the VAE and the GAN ([`models`]), and localization and
+//! segmentation on synthetic shapes ([`vision`]).
 
 pub mod attention;
 pub mod conv;
@@ -17,3 +18,4 @@ pub mod regularize;
 pub mod rnn;
 pub mod schedule;
 pub mod train;
+pub mod vision;

@@ -2,9 +2,10 @@
 //! one place ([`Dqn::gradient_step`]). The algorithms are described in the
 //! [module documentation](super).
 
-use super::config::{DqnConfig, Loss, TorsoKind};
-use super::distributional::{project, softmax_into, support};
+use super::config::{DqnConfig, LearnerKind, Loss, TorsoKind};
+use super::distributional::{project_batch, support};
 use super::host::{argmax, HostNet};
+use super::learner::{HostLearner, Outcome};
 use super::network::{q_values, NetShape, QNet, Torso};
 use super::replay::{replay_error, Replay};
 use crate::agent::{ActionBuf, Agent, TrainInfo, Transition};
@@ -15,7 +16,7 @@ use crate::state::AgentState;
 use candle_core::{Device, Tensor, Var, D};
 use candle_nn::Optimizer;
 use deeprl_envs::{ActionRef, Space};
-use deeprl_nets::optim::{clip_grad_norm, AdamConfig, Optim, OptimizerConfig};
+use deeprl_nets::optim::{clip_grad_norm, Optim, OptimizerConfig};
 use deeprl_replay::{
     Action, ActionKind, Batch, ExperienceSink, NStepFolder, PrioritizedConfig, PrioritizedReplay,
     ReplayBuffer,
@@ -23,6 +24,7 @@ use deeprl_replay::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 
 /// ChaCha8 streams of the agent's seed: exploration (epsilon draws, random actions, acting
 /// noise), replay sampling, and the training networks' noise. The weights are drawn from
@@ -54,6 +56,27 @@ struct Tail {
     rewards: Vec<f64>,
 }
 
+/// Who runs the gradient step, with its optimizer.
+enum Trainer {
+    /// The host learner ([`super::learner`]): it owns the online and target weights and the
+    /// optimizer state while it trains; the networks' variables mirror them ([`Mirror`]).
+    Host(Box<HostLearner>),
+    /// candle's autograd over the networks' variables, with the fused optimizer.
+    Candle { optim: Optim, vars: Vec<Var> },
+}
+
+/// The networks' variables while the host learner owns the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mirror {
+    /// They hold the learner's weights.
+    Current,
+    /// The learner has changed its weights since they were written.
+    Stale,
+    /// They were handed out ([`Dqn::online`], [`Dqn::target`]) and may have been changed
+    /// through `Var::set`: the learner reads them back before it next uses its weights.
+    Lent,
+}
+
 /// The DQN family's agent (see the [module documentation](super)).
 pub struct Dqn {
     name: &'static str,
@@ -68,8 +91,8 @@ pub struct Dqn {
     device: Device,
     online: QNet,
     target: QNet,
-    vars: Vec<Var>,
-    optim: Optim,
+    trainer: Trainer,
+    mirror: Cell<Mirror>,
     /// The host copy used for acting with the MLP torso; `None` with the CNN torso, which
     /// acts through the candle forward on one observation ([`Dqn::candle_q_values`]).
     host: Option<HostNet>,
@@ -96,6 +119,8 @@ pub struct Dqn {
     probs: Vec<f32>,
     targets: Vec<f32>,
     gather_index: Vec<u32>,
+    /// The candle path's priorities of the last batch.
+    priorities: Vec<f32>,
 }
 
 fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -151,7 +176,10 @@ impl Dqn {
 
     /// Builds the agent for the env of `ctx`: weights from `ctx.seed` (the target a copy of
     /// the online net), exploration, replay and noise draws from streams of the same seed.
+    /// `total_timesteps = 0` becomes the run's length `ctx.total_steps`. The gradient step
+    /// runs on the host learner for the MLP torso on CPU unless `learner = "candle"`.
     pub fn new(name: &'static str, config: DqnConfig, ctx: &BuildContext<'_>) -> Result<Self> {
+        let config = config.with_run_length(ctx.total_steps);
         config.validate()?;
         let n_actions = ctx.discrete_actions(name)?;
         if n_actions == 0 {
@@ -201,11 +229,19 @@ impl Dqn {
         };
         let online = QNet::new(shape.clone(), ctx.seed, &device)?;
         let target = QNet::new(shape, ctx.seed, &device)?;
-        let vars = online.vars();
-        let adam = AdamConfig { lr: config.lr, eps: config.adam_eps, ..AdamConfig::default() };
-        let optim = Optim::new(vars.clone(), OptimizerConfig::Adam(adam))?;
         let support =
             if config.distributional { support(config.v_min, config.v_max, atoms) } else { vec![] };
+        let optimizer = config.optimizer_config();
+        optimizer.validate().map_err(|e| AgentError::bad_value("optimizer", e.to_string()))?;
+        let trainer = if config.learner == LearnerKind::Auto
+            && device.is_cpu()
+            && online.conv.is_none()
+        {
+            Trainer::Host(Box::new(HostLearner::new(&online, &target, &config, support.clone())?))
+        } else {
+            let vars = online.vars();
+            Trainer::Candle { optim: Optim::new(vars.clone(), optimizer)?, vars }
+        };
         let support_tensor = match config.distributional {
             true => Some(Tensor::from_slice(&support, atoms, &device)?),
             false => None,
@@ -242,8 +278,8 @@ impl Dqn {
             n_actions,
             online,
             target,
-            vars,
-            optim,
+            trainer,
+            mirror: Cell::new(Mirror::Current),
             host,
             one,
             support,
@@ -264,6 +300,7 @@ impl Dqn {
             probs: vec![0.0; atoms],
             targets: Vec::new(),
             gather_index: Vec::new(),
+            priorities: Vec::new(),
             device,
             config,
         })
@@ -279,14 +316,58 @@ impl Dqn {
         self.counters
     }
 
-    /// The online network (e.g. to inspect its weights in tests).
-    pub fn online(&self) -> &QNet {
-        &self.online
+    /// The online network (e.g. to inspect its weights in tests). With the host learner its
+    /// variables are written from the learner first, and read back before the learner next
+    /// trains, so a change made through them (`Var::set`) right after this call is kept.
+    pub fn online(&self) -> Result<&QNet> {
+        self.lend()?;
+        Ok(&self.online)
     }
 
-    /// The target network.
-    pub fn target(&self) -> &QNet {
-        &self.target
+    /// The target network (see [`online`](Self::online)).
+    pub fn target(&self) -> Result<&QNet> {
+        self.lend()?;
+        Ok(&self.target)
+    }
+
+    /// True when the gradient step runs on the host learner, false on candle's autograd.
+    pub fn uses_host_learner(&self) -> bool {
+        matches!(self.trainer, Trainer::Host(_))
+    }
+
+    /// The optimizer's current learning rate.
+    fn learning_rate(&self) -> f64 {
+        match &self.trainer {
+            Trainer::Host(learner) => learner.optimizer().lr(),
+            Trainer::Candle { optim, .. } => optim.learning_rate(),
+        }
+    }
+
+    /// Writes the host learner's weights into the variables when they are stale.
+    fn sync_mirror(&self) -> Result<()> {
+        if let (Trainer::Host(learner), Mirror::Stale) = (&self.trainer, self.mirror.get()) {
+            learner.store(&self.online, &self.target)?;
+            self.mirror.set(Mirror::Current);
+        }
+        Ok(())
+    }
+
+    /// Brings the variables up to date and marks them lent (see [`Mirror::Lent`]).
+    fn lend(&self) -> Result<()> {
+        if let Trainer::Host(_) = self.trainer {
+            self.sync_mirror()?;
+            self.mirror.set(Mirror::Lent);
+        }
+        Ok(())
+    }
+
+    /// Reads lent variables back into the host learner.
+    fn reclaim(&mut self) -> Result<()> {
+        if let (Trainer::Host(learner), Mirror::Lent) = (&mut self.trainer, self.mirror.get()) {
+            learner.load(&self.online, &self.target)?;
+            self.mirror.set(Mirror::Current);
+        }
+        Ok(())
     }
 
     /// Experiences in the replay memory.
@@ -348,17 +429,54 @@ impl Dqn {
     ///            loss = mean_j w_j huber(delta_j) (or delta_j^2);  priority_j = |delta_j|
     /// C51:       m = project(R + discount z, p_target(s', a*))
     ///            loss = mean_j w_j CE_j, CE_j = -sum_i m_ji log p_i(s_j, a_j); priority_j = CE_j
-    /// theta <- Adam(theta, clip_by_global_norm(grad loss, max_grad_norm))
+    /// theta <- optimizer(theta, clip_by_global_norm(grad loss, max_grad_norm))
     /// ```
     ///
     /// `R` and `discount` come from the n-step folder (`gamma^n`, 0 after termination). The
-    /// targets are computed without a graph (detached weights). A non-finite loss is an
-    /// [`AgentError::Diverged`] naming the update step and what was not finite.
+    /// targets are computed without a graph (detached weights). The step runs on the host
+    /// learner ([`super::learner`]) or, for the CNN torso, other devices and
+    /// `learner = "candle"`, through candle's autograd ([`Dqn::candle_step`], the reference
+    /// the host learner is tested against). A non-finite loss or gradient norm is an
+    /// [`AgentError::Diverged`] naming the update step and what was not finite; the weights
+    /// are then left as they were.
     pub fn gradient_step(&mut self) -> Result<f64> {
+        self.reclaim()?;
+        let (bs, beta) = (self.config.batch_size, self.config.per_beta(self.counters.steps));
+        self.replay.sample(bs, beta, &mut self.replay_rng, &mut self.batch)?;
+        let outcome = match &mut self.trainer {
+            Trainer::Host(learner) => learner.step(&self.batch, &mut self.noise_rng)?,
+            Trainer::Candle { .. } => self.candle_step()?,
+        };
+        let (loss, q_mean) = match outcome {
+            Outcome::Stepped { loss, q_mean } => (loss, q_mean),
+            Outcome::NonFiniteLoss { loss, q_finite } => return Err(self.diverged(loss, q_finite)),
+            Outcome::NonFiniteGradNorm { loss, norm } => {
+                return Err(AgentError::Diverged {
+                    agent: self.name.into(),
+                    update: self.counters.updates + 1,
+                    what: format!("the gradient norm is {norm} (loss {loss})"),
+                })
+            }
+        };
+        let priorities = match &self.trainer {
+            Trainer::Host(learner) => {
+                self.mirror.set(Mirror::Stale);
+                learner.priorities()
+            }
+            Trainer::Candle { .. } => &self.priorities,
+        };
+        self.replay.update_priorities(&self.batch.indices, priorities)?;
+        self.counters.updates += 1;
+        self.counters.last_loss = loss;
+        self.counters.last_q = q_mean;
+        Ok(loss)
+    }
+
+    /// [`Dqn::gradient_step`] through candle's autograd on the sampled batch: the graph of
+    /// the loss, `backward`, `clip_grad_norm` and the fused optimizer over the variables.
+    fn candle_step(&mut self) -> Result<Outcome> {
         let c = &self.config;
         let bs = c.batch_size;
-        let beta = c.per_beta(self.counters.steps);
-        self.replay.sample(bs, beta, &mut self.replay_rng, &mut self.batch)?;
         self.online.resample_noise(&mut self.noise_rng)?;
         self.target.resample_noise(&mut self.noise_rng)?;
         let dev = &self.device;
@@ -401,39 +519,26 @@ impl Dqn {
                 (loss, q, priorities)
             }
             Some(z) => {
-                let (a, n) = (self.n_actions, c.atoms);
+                let n = c.atoms;
                 self.next_logits = target_next.flatten_all()?.to_vec1()?;
-                let chooser = match &online_next {
-                    Some(on) => {
-                        self.next_online = on.flatten_all()?.to_vec1()?;
-                        &self.next_online
-                    }
+                if let Some(on) = &online_next {
+                    self.next_online = on.flatten_all()?.to_vec1()?;
+                }
+                let chooser = match online_next {
+                    Some(_) => &self.next_online,
                     None => &self.next_logits,
                 };
                 self.targets.resize(bs * n, 0.0);
-                for j in 0..bs {
-                    let mut best = (0, f32::NEG_INFINITY);
-                    for k in 0..a {
-                        let logits = &chooser[(j * a + k) * n..(j * a + k + 1) * n];
-                        softmax_into(logits, &mut self.probs);
-                        let q: f32 = self.probs.iter().zip(&self.support).map(|(p, z)| p * z).sum();
-                        if q > best.1 {
-                            best = (k, q);
-                        }
-                    }
-                    let k = best.0;
-                    softmax_into(
-                        &self.next_logits[(j * a + k) * n..(j * a + k + 1) * n],
-                        &mut self.probs,
-                    );
-                    project(
-                        &self.support,
-                        &self.probs,
-                        b.rewards[j],
-                        b.discounts[j],
-                        &mut self.targets[j * n..(j + 1) * n],
-                    );
-                }
+                project_batch(
+                    &self.support,
+                    &self.next_logits,
+                    chooser,
+                    self.n_actions,
+                    &b.rewards,
+                    &b.discounts,
+                    &mut self.probs,
+                    &mut self.targets,
+                );
                 self.gather_index.clear();
                 for &act in &b.actions_discrete {
                     self.gather_index.extend(std::iter::repeat_n(act, n));
@@ -453,52 +558,73 @@ impl Dqn {
         let loss = (&per_sample * weights)?.mean_all()?;
         let loss_value = loss.to_scalar::<f32>()? as f64;
         if !loss_value.is_finite() {
-            return Err(self.diverged(loss_value, &q_taken));
+            let q: Vec<f32> = q_taken.detach().to_vec1()?;
+            let q_finite = q.iter().all(|x| x.is_finite());
+            return Ok(Outcome::NonFiniteLoss { loss: loss_value, q_finite });
         }
+        let q_mean = q_taken.detach().mean_all()?.to_scalar::<f32>()? as f64;
+        self.priorities = priorities.to_vec1()?;
         let mut grads = loss.backward()?;
+        let Trainer::Candle { optim, vars } = &mut self.trainer else {
+            return Err(AgentError::Shape("dqn: the candle step without its optimizer".into()));
+        };
         if c.max_grad_norm > 0.0 {
-            let norm = clip_grad_norm(&mut grads, &self.vars, c.max_grad_norm)?;
+            let norm = clip_grad_norm(&mut grads, vars, c.max_grad_norm)?;
             if !norm.is_finite() {
-                return Err(AgentError::Diverged {
-                    agent: self.name.into(),
-                    update: self.counters.updates + 1,
-                    what: format!("the gradient norm is {norm} (loss {loss_value})"),
-                });
+                return Ok(Outcome::NonFiniteGradNorm { loss: loss_value, norm });
             }
         }
-        self.optim.step(&grads)?;
-        if let Replay::Prioritized(_) = self.replay {
-            let priorities: Vec<f32> = priorities.to_vec1()?;
-            let indices = std::mem::take(&mut self.batch.indices);
-            let written = self.replay.update_priorities(&indices, &priorities);
-            self.batch.indices = indices;
-            written?;
-        }
-        self.counters.updates += 1;
-        self.counters.last_loss = loss_value;
-        self.counters.last_q = q_taken.detach().mean_all()?.to_scalar::<f32>()? as f64;
-        Ok(loss_value)
+        optim.step(&grads)?;
+        Ok(Outcome::Stepped { loss: loss_value, q_mean })
     }
 
-    fn diverged(&self, loss: f64, q: &Tensor) -> AgentError {
-        let q: Vec<f32> = q.detach().to_vec1().unwrap_or_default();
-        let q_ok = q.iter().all(|x| x.is_finite());
+    fn diverged(&self, loss: f64, q_finite: bool) -> AgentError {
         let what = format!(
             "the loss is {loss}; the online Q-values of the batch are {}; the batch's rewards \
              are {}",
-            if q_ok { "finite" } else { "not finite (the weights diverged)" },
+            if q_finite { "finite" } else { "not finite (the weights diverged)" },
             if self.batch.rewards.iter().all(|r| r.is_finite()) { "finite" } else { "not finite" }
         );
         AgentError::Diverged { agent: self.name.into(), update: self.counters.updates + 1, what }
     }
 
     /// Copies the online weights to the host copy used for acting (none with the CNN torso,
-    /// which acts from the online network itself).
+    /// which acts from the online network itself): from the host learner's flat weights when
+    /// it trains, else from the variables.
     fn refresh_host(&mut self) -> Result<()> {
-        match &mut self.host {
-            Some(host) => host.refresh(&self.online),
-            None => Ok(()),
+        self.reclaim()?;
+        match (&mut self.host, &self.trainer) {
+            (Some(host), Trainer::Host(learner)) => host.copy_flat(learner.online_params()),
+            (Some(host), Trainer::Candle { .. }) => host.refresh(&self.online),
+            (None, _) => Ok(()),
         }
+    }
+
+    /// Updates the target network from the online one (`tau`, see [`QNet::update_from`]).
+    fn update_target(&mut self) -> Result<()> {
+        self.reclaim()?;
+        match &mut self.trainer {
+            Trainer::Host(learner) => {
+                learner.update_target(self.config.tau);
+                self.mirror.set(Mirror::Stale);
+            }
+            Trainer::Candle { .. } => self.target.update_from(&self.online, self.config.tau)?,
+        }
+        self.counters.target_updates += 1;
+        Ok(())
+    }
+}
+
+/// The `torch.optim` name of an optimizer, for messages.
+fn optimizer_name(config: &OptimizerConfig) -> &'static str {
+    match config {
+        OptimizerConfig::Sgd(_) => "SGD",
+        OptimizerConfig::Adagrad(_) => "Adagrad",
+        OptimizerConfig::RmsProp(_) => "RMSprop",
+        OptimizerConfig::Adam(_) => "Adam",
+        OptimizerConfig::AdamW(_) => "AdamW",
+        OptimizerConfig::Adamax(_) => "Adamax",
+        OptimizerConfig::NAdam(_) => "NAdam",
     }
 }
 
@@ -592,12 +718,11 @@ impl Agent for Dqn {
             }
         }
         self.counters.steps += 1;
-        let c = &self.config;
         let step = self.counters.steps;
-        if step % c.target_update_interval == 0 {
-            self.target.update_from(&self.online, c.tau)?;
-            self.counters.target_updates += 1;
+        if step % self.config.target_update_interval == 0 {
+            self.update_target()?;
         }
+        let c = &self.config;
         if step <= c.learning_starts || step % c.train_freq != 0 || self.replay.len() < c.batch_size
         {
             return Ok(None);
@@ -608,12 +733,12 @@ impl Agent for Dqn {
         }
         self.refresh_host()?;
         let loss = total / self.config.gradient_steps.max(1) as f64;
-        Ok(Some(TrainInfo { loss, lr: self.optim.learning_rate() }))
+        Ok(Some(TrainInfo { loss, lr: self.learning_rate() }))
     }
 
     fn scalars(&self, out: &mut dyn FnMut(&'static str, f64)) {
         out(crate::logger::tags::EPSILON, self.config.epsilon(self.counters.steps));
-        out(crate::logger::tags::LR, self.optim.learning_rate());
+        out(crate::logger::tags::LR, self.learning_rate());
         if self.counters.updates > 0 {
             out("train/q_mean", self.counters.last_q);
             out("train/n_updates", self.counters.updates as f64);
@@ -629,15 +754,22 @@ impl Agent for Dqn {
         state.put_rng("dqn.explore_rng", &self.explore_rng)?;
         state.put_rng("dqn.replay_rng", &self.replay_rng)?;
         state.put_rng("dqn.noise_rng", &self.noise_rng)?;
+        self.sync_mirror()?;
         state.put_varmap("dqn.online.", &self.online.varmap)?;
         state.put_varmap("dqn.target.", &self.target.varmap)?;
-        state.put_optim("dqn.optim.", &self.optim)?;
+        match &self.trainer {
+            Trainer::Host(learner) => {
+                state.put_optim_state("dqn.optim.", learner.optimizer(), learner.export_state())?
+            }
+            Trainer::Candle { optim, .. } => state.put_optim("dqn.optim.", optim)?,
+        }
         self.replay.save(state)
     }
 
     /// Restores weights (online and target), the optimizer, the replay memory, the n-step
-    /// folder's pending steps, counters and RNGs. The network and replay shapes must match
-    /// this agent's; the other hyperparameters are this agent's config.
+    /// folder's pending steps, counters and RNGs. The network and replay shapes and the
+    /// optimizer (Adam or RMSprop) must match this agent's; the other hyperparameters are
+    /// this agent's config. Either learner reads the other's checkpoints.
     fn load(&mut self, state: &AgentState) -> Result<()> {
         let config: DqnConfig = state.meta("dqn.config")?;
         let obs_dim: usize = state.meta("dqn.obs_dim")?;
@@ -678,9 +810,30 @@ impl Agent for Dqn {
                 ),
             ));
         }
+        let (saved_optimizer, _) = state.optim_state("dqn.optim.")?;
+        let mine = self.config.optimizer_config();
+        if std::mem::discriminant(&saved_optimizer) != std::mem::discriminant(&mine) {
+            return Err(AgentError::checkpoint(
+                "",
+                format!(
+                    "the checkpoint's optimizer is {}, this agent's is {} (`optimizer`)",
+                    optimizer_name(&saved_optimizer),
+                    optimizer_name(&mine)
+                ),
+            ));
+        }
         state.load_varmap("dqn.online.", &self.online.varmap)?;
         state.load_varmap("dqn.target.", &self.target.varmap)?;
-        state.load_optim("dqn.optim.", &mut self.optim)?;
+        match &mut self.trainer {
+            Trainer::Host(learner) => {
+                let (config, saved) = state.optim_state("dqn.optim.")?;
+                learner.import_state(&saved)?;
+                learner.set_learning_rate(config.lr());
+                learner.load(&self.online, &self.target)?;
+                self.mirror.set(Mirror::Current);
+            }
+            Trainer::Candle { optim, .. } => state.load_optim("dqn.optim.", optim)?,
+        }
         self.replay.load(state)?;
         self.tail = state.meta("dqn.tail")?;
         self.folder.clear();

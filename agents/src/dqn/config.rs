@@ -8,7 +8,12 @@
 
 use crate::config::{check_range, Config};
 use crate::error::{AgentError, Result};
+use deeprl_nets::optim::{AdamConfig, OptimizerConfig, RmsPropConfig};
 use serde::{Deserialize, Serialize};
+
+/// The run length the schedules use when neither the config (`total_timesteps`) nor the
+/// run (`BuildContext::total_steps`) gives one: the runner's default `steps`.
+pub const DEFAULT_TOTAL_TIMESTEPS: u64 = 100_000;
 
 /// How the dueling head aggregates value and advantage streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,14 +50,50 @@ pub enum TorsoKind {
     Cnn,
 }
 
+/// The optimizer of the Q-network (both with `torch.optim`'s update rules,
+/// [`deeprl_nets::optim::update`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// `torch.optim.Adam` with `lr` and `adam_eps` (SB3's choice).
+    Adam,
+    /// `torch.optim.RMSprop` with `lr`, `rmsprop_alpha`, `rmsprop_eps` and
+    /// `rmsprop_centered` (no momentum, no weight decay): `v = alpha v + (1 - alpha) g^2`,
+    /// `p -= lr g / (sqrt(v) + eps)`; centered subtracts the squared running mean of `g`
+    /// inside the square root. torch's convention puts `eps` **outside** the square root
+    /// (DeepMind's DQN and TF1 put their 0.01 inside it).
+    Rmsprop,
+}
+
+/// Which code runs the gradient step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LearnerKind {
+    /// The host learner ([`super::learner`]: plain Rust over preallocated buffers) for the
+    /// MLP torso on CPU; candle's autograd for the CNN torso and other devices.
+    Auto,
+    /// candle's autograd always (the reference path; slower on CPU).
+    Candle,
+}
+
 /// The DQN family's hyperparameters (see the [module docs](super) for the algorithms).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DqnConfig {
-    /// Adam learning rate (SB3: 1e-4).
+    /// Learning rate of the optimizer (SB3: 1e-4).
     pub lr: f64,
+    /// `"adam"` (SB3) or `"rmsprop"` (Mnih et al. 2015; MinAtar) ([`OptimizerKind`]).
+    pub optimizer: OptimizerKind,
     /// Adam's epsilon (torch: 1e-8; Rainbow uses 1.5e-4).
     pub adam_eps: f64,
+    /// RMSprop's smoothing constant of the squared gradient, torch's `alpha` (torch: 0.99;
+    /// MinAtar: 0.95).
+    pub rmsprop_alpha: f64,
+    /// RMSprop's epsilon, added to `sqrt(v)` (torch's convention; torch: 1e-8; MinAtar: 0.01).
+    pub rmsprop_eps: f64,
+    /// Centered RMSprop (Graves 2013): normalise by the estimated variance rather than the
+    /// second moment (torch: false; MinAtar: true).
+    pub rmsprop_centered: bool,
     /// Discount factor (0.99).
     pub gamma: f64,
     /// Replay capacity in experiences (SB3: 1e6).
@@ -77,7 +118,10 @@ pub struct DqnConfig {
     /// Epsilon after the fall (SB3: 0.05).
     pub exploration_final_eps: f64,
     /// The run length that the epsilon and beta schedules are fractions of: SB3's
-    /// `learn(total_timesteps)`. Set it to the run's `steps` (100000, the runner's default).
+    /// `learn(total_timesteps)`. 0 (the default): the run's `steps`
+    /// ([`BuildContext::total_steps`](crate::spec::BuildContext::total_steps)), or
+    /// [`DEFAULT_TOTAL_TIMESTEPS`] for an agent built outside a run. Set it for a schedule
+    /// of another length than the run.
     pub total_timesteps: u64,
     /// Clip the gradients' global L2 norm to this (SB3: 10); 0 turns clipping off.
     pub max_grad_norm: f64,
@@ -119,13 +163,20 @@ pub struct DqnConfig {
     pub noisy: bool,
     /// Initial noise scale sigma0 of the noisy layers (0.5).
     pub noisy_sigma0: f64,
+    /// `"auto"` (the host learner on CPU with the MLP torso) or `"candle"` (candle's
+    /// autograd always) ([`LearnerKind`]; the same numbers up to f32 rounding).
+    pub learner: LearnerKind,
 }
 
 impl Default for DqnConfig {
     fn default() -> Self {
         DqnConfig {
             lr: 1e-4,
+            optimizer: OptimizerKind::Adam,
             adam_eps: 1e-8,
+            rmsprop_alpha: 0.99,
+            rmsprop_eps: 1e-8,
+            rmsprop_centered: false,
             gamma: 0.99,
             buffer_size: 1_000_000,
             learning_starts: 100,
@@ -137,7 +188,7 @@ impl Default for DqnConfig {
             exploration_fraction: 0.1,
             exploration_initial_eps: 1.0,
             exploration_final_eps: 0.05,
-            total_timesteps: 100_000,
+            total_timesteps: 0,
             max_grad_norm: 10.0,
             net_arch: vec![64, 64],
             torso: TorsoKind::Mlp,
@@ -156,6 +207,7 @@ impl Default for DqnConfig {
             v_max: 10.0,
             noisy: false,
             noisy_sigma0: 0.5,
+            learner: LearnerKind::Auto,
         }
     }
 }
@@ -180,18 +232,55 @@ impl DqnConfig {
         }
     }
 
-    /// Epsilon of epsilon-greedy at env step `step` (0 with noisy nets).
+    /// This config with `total_timesteps = 0` replaced by the run's length `total_steps`
+    /// (or [`DEFAULT_TOTAL_TIMESTEPS`] without one).
+    pub fn with_run_length(mut self, total_steps: Option<u64>) -> Self {
+        if self.total_timesteps == 0 {
+            self.total_timesteps =
+                total_steps.filter(|&s| s > 0).unwrap_or(DEFAULT_TOTAL_TIMESTEPS);
+        }
+        self
+    }
+
+    /// The optimizer's hyperparameters ([`OptimizerKind`]; torch's defaults for the rest).
+    pub fn optimizer_config(&self) -> OptimizerConfig {
+        match self.optimizer {
+            OptimizerKind::Adam => OptimizerConfig::Adam(AdamConfig {
+                lr: self.lr,
+                eps: self.adam_eps,
+                ..AdamConfig::default()
+            }),
+            OptimizerKind::Rmsprop => OptimizerConfig::RmsProp(RmsPropConfig {
+                lr: self.lr,
+                alpha: self.rmsprop_alpha,
+                eps: self.rmsprop_eps,
+                centered: self.rmsprop_centered,
+                ..RmsPropConfig::default()
+            }),
+        }
+    }
+
+    /// Epsilon of epsilon-greedy at env step `step` (0 with noisy nets). `total_timesteps`
+    /// 0 (not yet resolved, see [`with_run_length`](Self::with_run_length)) counts as
+    /// [`DEFAULT_TOTAL_TIMESTEPS`].
     pub fn epsilon(&self, step: u64) -> f64 {
         if self.noisy {
             return 0.0;
         }
-        let steps = (self.exploration_fraction * self.total_timesteps as f64) as u64;
+        let steps = (self.exploration_fraction * self.run_length() as f64) as u64;
         linear(self.exploration_initial_eps, self.exploration_final_eps, steps, step)
     }
 
     /// Prioritized replay's beta at env step `step`.
     pub fn per_beta(&self, step: u64) -> f64 {
-        linear(self.per_beta_start, self.per_beta_end, self.total_timesteps, step)
+        linear(self.per_beta_start, self.per_beta_end, self.run_length(), step)
+    }
+
+    fn run_length(&self) -> u64 {
+        match self.total_timesteps {
+            0 => DEFAULT_TOTAL_TIMESTEPS,
+            t => t,
+        }
     }
 }
 
@@ -220,10 +309,11 @@ impl Config for DqnConfig {
     fn validate(&self) -> Result<()> {
         positive("lr", self.lr)?;
         positive("adam_eps", self.adam_eps)?;
+        check_range("rmsprop_alpha", self.rmsprop_alpha, 0.0, 1.0)?;
+        positive("rmsprop_eps", self.rmsprop_eps)?;
         check_range("gamma", self.gamma, 0.0, 1.0)?;
         at_least_one("batch_size", self.batch_size as u64)?;
         at_least_one("train_freq", self.train_freq)?;
-        at_least_one("total_timesteps", self.total_timesteps)?;
         at_least_one("n_step", self.n_step as u64)?;
         if self.buffer_size < self.batch_size {
             return Err(AgentError::bad_value(

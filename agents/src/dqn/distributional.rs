@@ -56,3 +56,39 @@ pub fn project(support: &[f32], probs: &[f32], reward: f32, discount: f32, out: 
         }
     }
 }
+
+/// The projected targets of a batch, into `targets` (`[batch, atoms]`, overwritten).
+///
+/// `next` holds the next-state logits `[batch, actions, atoms]` whose distribution is
+/// projected and `chooser` those that pick the next action `a* = argmax_a sum_i z_i
+/// softmax(chooser[j, a])_i` (the first on ties): the target net's own logits, or the
+/// online net's with double DQN. `probs` is scratch of `atoms` values. Both gradient paths
+/// (candle and the host learner) build their targets here.
+#[allow(clippy::too_many_arguments)]
+pub fn project_batch(
+    support: &[f32],
+    next: &[f32],
+    chooser: &[f32],
+    n_actions: usize,
+    rewards: &[f32],
+    discounts: &[f32],
+    probs: &mut [f32],
+    targets: &mut [f32],
+) {
+    let n = support.len();
+    let (a, row) = (n_actions, n_actions * n);
+    for (j, m) in targets.chunks_exact_mut(n).enumerate() {
+        let mut best = (0, f32::NEG_INFINITY);
+        for k in 0..a {
+            let logits = &chooser[j * row + k * n..j * row + (k + 1) * n];
+            softmax_into(logits, probs);
+            let q: f32 = probs.iter().zip(support).map(|(p, z)| p * z).sum();
+            if q > best.1 {
+                best = (k, q);
+            }
+        }
+        let k = best.0;
+        softmax_into(&next[j * row + k * n..j * row + (k + 1) * n], probs);
+        project(support, probs, rewards[j], discounts[j], m);
+    }
+}

@@ -123,6 +123,31 @@ impl HostNet {
         Ok(())
     }
 
+    /// Copies the weights from `params`, laid out as the host learner keeps them (layer by
+    /// layer: weight `[in, out]`, bias, then a noisy layer's sigmas; [`QNet::vars`]' order),
+    /// reusing the buffers. A length other than this copy's is an error.
+    pub fn copy_flat(&mut self, params: &[f32]) -> Result<()> {
+        let buffers = |l: &HostLayer| {
+            l.weight.len() + l.bias.len() + l.weight_sigma.len() + l.bias_sigma.len()
+        };
+        let want: usize = self.layers.iter().map(buffers).sum();
+        if params.len() != want {
+            return Err(crate::error::AgentError::Shape(format!(
+                "host copy: {} weights given, the network has {want}",
+                params.len()
+            )));
+        }
+        let mut rest = params;
+        for l in &mut self.layers {
+            for buf in [&mut l.weight, &mut l.bias, &mut l.weight_sigma, &mut l.bias_sigma] {
+                let (head, tail) = rest.split_at(buf.len());
+                buf.copy_from_slice(head);
+                rest = tail;
+            }
+        }
+        Ok(())
+    }
+
     /// Draws fresh noise for the noisy layers of this copy.
     pub fn resample_noise<R: Rng + ?Sized>(&mut self, rng: &mut R) {
         for l in &mut self.layers {

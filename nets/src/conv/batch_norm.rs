@@ -97,6 +97,12 @@ impl BatchNorm {
         })
     }
 
+    /// The number of trainable parameters: `weight` and `bias` (`2 C` when affine, else 0);
+    /// the running statistics are buffers, not parameters (torch's `parameters()`).
+    pub fn parameter_count(&self) -> usize {
+        [&self.weight, &self.bias].iter().filter_map(|t| t.as_ref()).map(|t| t.elem_count()).sum()
+    }
+
     pub fn running_mean(&self) -> &Tensor {
         self.running_mean.as_tensor()
     }

@@ -243,6 +243,11 @@ impl Conv2d {
         self.bias.as_ref()
     }
 
+    /// The number of trainable parameters: the weight's elements plus the bias's.
+    pub fn parameter_count(&self) -> usize {
+        self.weight.elem_count() + self.bias.as_ref().map_or(0, Tensor::elem_count)
+    }
+
     /// The output shape `[N, out, H', W']` for an input shape, or the error `forward` would
     /// return.
     pub fn output_shape(&self, input: &[usize]) -> Result<[usize; 4]> {

@@ -37,6 +37,7 @@ pub mod transpose;
 
 pub use batch_norm::BatchNorm;
 pub use convolution::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, Padding1d, Padding2d};
+pub(crate) use fast_relu::relu;
 pub use lrn::LocalResponseNorm;
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d};
 pub use transpose::{ConvTranspose2d, ConvTranspose2dConfig};

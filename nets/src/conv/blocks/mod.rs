@@ -1,7 +1,7 @@
 //! CNN building blocks composed from the layers of [`crate::conv`]:
 //!
 //! * [`Inception`]: GoogLeNet's inception module (Szegedy et al. 2015, "Going deeper with
-//!   convolutions");
+//!   convolutions"), as in the paper or as torchvision builds it, of [`BasicConv2d`] units;
 //! * [`ResidualUnit`]: ResNet's basic residual unit (He et al. 2016, "Deep residual learning
 //!   for image recognition");
 //! * [`SeparableConv2d`]: Xception's depthwise separable convolution (Chollet 2017);
@@ -11,11 +11,13 @@
 //! Parameter names follow the torch modules a PyTorch user would write (torchvision's where
 //! one exists), documented on each block.
 
+pub mod basic_conv;
 pub mod inception;
 pub mod residual;
 pub mod se;
 pub mod separable;
 
+pub use basic_conv::BasicConv2d;
 pub use inception::{Inception, InceptionConfig};
 pub use residual::ResidualUnit;
 pub use se::{SeBlock, SqueezeExcite};

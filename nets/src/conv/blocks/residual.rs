@@ -72,6 +72,21 @@ impl ResidualUnit {
     pub fn has_projection(&self) -> bool {
         self.projection.is_some()
     }
+
+    /// The number of trainable parameters (convolutions, batch-norm scales and shifts, the
+    /// projection and the SE gate; not the running statistics).
+    pub fn parameter_count(&self) -> usize {
+        let projection = self
+            .projection
+            .as_ref()
+            .map_or(0, |(c, bn)| c.parameter_count() + bn.parameter_count());
+        self.conv1.parameter_count()
+            + self.bn1.parameter_count()
+            + self.conv2.parameter_count()
+            + self.bn2.parameter_count()
+            + projection
+            + self.se.as_ref().map_or(0, SqueezeExcite::parameter_count)
+    }
 }
 
 impl ModuleT for ResidualUnit {

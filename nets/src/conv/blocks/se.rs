@@ -23,7 +23,8 @@ pub struct SqueezeExcite {
     fc2: Linear,
 }
 
-fn linear(i: usize, o: usize, vb: VarBuilder) -> Result<Linear> {
+/// A `Linear` layer `[o, i]` with a bias and torch's default initialisation.
+pub(crate) fn linear(i: usize, o: usize, vb: VarBuilder) -> Result<Linear> {
     let init = torch_init(i);
     Ok(Linear::new(
         vb.get_with_hints((o, i), "weight", init)?,
@@ -46,6 +47,14 @@ impl SqueezeExcite {
             fc1: linear(channels, hidden, vb.pp("fc1"))?,
             fc2: linear(hidden, channels, vb.pp("fc2"))?,
         })
+    }
+
+    /// The number of trainable parameters: `2 C h + h + C` with `h = max(1, C / ratio)`.
+    pub fn parameter_count(&self) -> usize {
+        [&self.fc1, &self.fc2]
+            .iter()
+            .map(|l| l.weight().elem_count() + l.bias().map_or(0, Tensor::elem_count))
+            .sum()
     }
 
     /// The channel weights `s`, `[N, C]`, each in `(0, 1)`.

@@ -68,6 +68,12 @@ impl SeparableConv2d {
     pub fn config(&self) -> &SeparableConv2dConfig {
         &self.config
     }
+
+    /// The number of trainable parameters: `C m k^2` depthwise plus `O C m` (+ `O` with a
+    /// bias) pointwise, for multiplier `m`.
+    pub fn parameter_count(&self) -> usize {
+        self.depthwise.parameter_count() + self.pointwise.parameter_count()
+    }
 }
 
 impl Module for SeparableConv2d {

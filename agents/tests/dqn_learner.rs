@@ -1,0 +1,350 @@
+//! The host learner against candle's autograd: from identical weights and identical sampled
+//! batches, both paths give the same loss and the same updated weights, for every
+//! component of the DQN family; checkpoints cross between them; a step allocates nothing.
+//!
+//! **Tolerances.** The two paths compute the same expressions in `f32` but sum in different
+//! orders (gemm's blocking against candle's, a loop against `sum_all`), so values differ by
+//! rounding: a few units in the last place of each sum, relative 1e-7 to 1e-6 after a few
+//! layers. The loss is compared at relative 1e-5 (about 100 ulps). A weight moves by at most
+//! about `lr` per step (Adam's and RMSprop's normalised steps), and rounding-level gradient
+//! differences change that move by a relative amount of the same order, so weights are
+//! compared at `1e-4 lr` per step taken plus a few ulps of the weight itself. A wrong
+//! gradient moves weights by `lr`-sized amounts in other directions and fails by orders of
+//! magnitude (dropping the ReLU mask, the `1 / batch` factor or the tie rule of the dueling
+//! max was checked to fail these tests).
+//!
+//! Most cases use `adam_eps = 0.1`, comparable to the gradients here, so that a step also
+//! depends on each gradient's magnitude and not only on its sign: Adam with a tiny epsilon
+//! would hide a wrongly scaled gradient.
+
+use candle_core::{Device, Tensor};
+use deeprl_agents::dqn::{Dqn, DqnConfig};
+use deeprl_agents::{Agent, AgentState, BuildContext, Transition};
+use deeprl_envs::ActionRef;
+
+const LR: f64 = 1e-3;
+
+fn table(pairs: &[&str]) -> toml::Table {
+    let mut t = toml::Table::new();
+    for p in pairs {
+        let (k, v) = deeprl_agents::config::parse_assignment(p).unwrap();
+        t.insert(k, v);
+    }
+    t
+}
+
+/// A DQN agent on CartPole-v1 with `pairs` over small-net defaults; `learner` is "auto" or
+/// "candle".
+fn agent(pairs: &[&str], learner: &str) -> Dqn {
+    let env = deeprl_envs::make("CartPole-v1").unwrap();
+    let ctx = BuildContext {
+        env_id: "CartPole-v1",
+        env: &*env,
+        seed: 7,
+        device: Device::Cpu,
+        total_steps: None,
+    };
+    let lr = format!("lr={LR}");
+    let learner = format!("learner=\"{learner}\"");
+    let mut all = vec![
+        "net_arch=[32, 24]",
+        "batch_size=16",
+        "buffer_size=1000",
+        "learning_starts=1000000",
+        "adam_eps=0.1",
+        "v_min=-5",
+        "v_max=5",
+        "atoms=11",
+        lr.as_str(),
+        learner.as_str(),
+    ];
+    all.extend_from_slice(pairs);
+    Dqn::from_table("dqn", DqnConfig::default(), &ctx, &table(&all)).unwrap()
+}
+
+/// The `k`-th made-up transition: CartPole-like observations, rewards in [-1, 2], an
+/// episode end every 23 steps (terminated) or 31 (truncated).
+fn transition(k: usize, obs: &mut [f32; 4], next: &mut [f32; 4]) -> (usize, f64, bool, bool) {
+    let x = k as f32;
+    *obs = [(x * 0.37).sin(), (x * 0.11).cos() * 2.0, (x * 0.23).sin() * 0.2, (x * 0.05).cos()];
+    *next = [obs[0] * 0.9 + 0.05, obs[1] - 0.1, obs[2] * 1.1, obs[3] * 0.8];
+    let reward = ((x * 0.71).sin() * 1.5 + 0.5) as f64;
+    ((k * 7 + k / 3) % 2, reward, k % 23 == 22, k % 31 == 30)
+}
+
+fn observe(agent: &mut Dqn, range: std::ops::Range<usize>) {
+    let (mut obs, mut next) = ([0.0; 4], [0.0; 4]);
+    for k in range {
+        let (a, reward, terminated, truncated) = transition(k, &mut obs, &mut next);
+        let t = Transition {
+            obs: &obs,
+            action: ActionRef::Discrete(a),
+            reward,
+            next_obs: &next,
+            terminated,
+            truncated,
+        };
+        agent.observe(&t).unwrap();
+    }
+}
+
+/// Every online and target weight, flat.
+fn weights(agent: &Dqn) -> Vec<f32> {
+    let mut out = Vec::new();
+    for net in [agent.online().unwrap(), agent.target().unwrap()] {
+        for v in net.vars() {
+            out.extend(v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        }
+    }
+    out
+}
+
+/// Asserts that `host` and `candle` hold the same weights after `steps` steps.
+fn assert_close(what: &str, steps: usize, host: &[f32], candle: &[f32]) {
+    assert_eq!(host.len(), candle.len());
+    let mut worst = (0.0f32, 0);
+    for (i, (&h, &c)) in host.iter().zip(candle).enumerate() {
+        let tol = 1e-4 * LR as f32 * steps.max(1) as f32 + 4.0 * f32::EPSILON * c.abs();
+        // NaN counts as the worst excess.
+        let excess = (h - c).abs() / tol;
+        if excess.is_nan() || excess > worst.0 {
+            worst = (if excess.is_nan() { f32::INFINITY } else { excess }, i);
+        }
+    }
+    let i = worst.1;
+    assert!(
+        worst.0 <= 1.0,
+        "{what}, after {steps} steps: weight {i} is {} on the host and {} through candle",
+        host[i],
+        candle[i]
+    );
+}
+
+fn assert_loss_close(what: &str, step: usize, host: f64, candle: f64) {
+    let rel = (host - candle).abs() / candle.abs().max(1e-6);
+    assert!(rel <= 1e-5, "{what}, step {step}: loss {host} on the host, {candle} through candle");
+}
+
+/// Fills both agents' replay with the same 300 transitions, then takes `steps` gradient
+/// steps on each, comparing losses and weights after the first and the last.
+fn equivalent(what: &str, pairs: &[&str], steps: usize) {
+    let (mut host, mut candle) = (agent(pairs, "auto"), agent(pairs, "candle"));
+    assert!(host.uses_host_learner() && !candle.uses_host_learner());
+    observe(&mut host, 0..300);
+    observe(&mut candle, 0..300);
+    assert_eq!(weights(&host), weights(&candle), "{what}: the same initial weights");
+    for step in 1..=steps {
+        let (h, c) = (host.gradient_step().unwrap(), candle.gradient_step().unwrap());
+        assert_loss_close(what, step, h, c);
+        if step == 1 || step == steps {
+            assert_close(what, step, &weights(&host), &weights(&candle));
+        }
+    }
+    let (h, c) = (host.counters(), candle.counters());
+    assert!((h.last_q - c.last_q).abs() <= 1e-5 * c.last_q.abs().max(1.0), "{what}: mean Q");
+}
+
+#[test]
+fn plain_and_double_dqn_with_huber_and_mse() {
+    equivalent("plain, Huber", &[], 6);
+    equivalent("plain, Adam's default epsilon", &["adam_eps=1e-8"], 6);
+    equivalent("double, MSE", &["double=true", "loss=\"mse\""], 6);
+    equivalent("no hidden layer", &["net_arch=[]"], 4);
+}
+
+#[test]
+fn dueling_heads() {
+    equivalent("dueling max", &["dueling=\"max\""], 6);
+    equivalent("dueling mean, double", &["dueling=\"mean\"", "double=true"], 6);
+}
+
+#[test]
+fn prioritized_replay_and_n_step_returns() {
+    equivalent("prioritized, 3-step", &["prioritized=true", "n_step=3"], 6);
+}
+
+#[test]
+fn clipping_and_rmsprop() {
+    // max_grad_norm 0.05 is far below these gradients' norm: every step is clipped.
+    equivalent("clipped", &["max_grad_norm=0.05"], 6);
+    equivalent("rmsprop", &["optimizer=\"rmsprop\"", "rmsprop_eps=0.01", "rmsprop_alpha=0.95"], 6);
+    let centered = ["optimizer=\"rmsprop\"", "rmsprop_centered=true", "rmsprop_eps=0.01"];
+    equivalent("centered rmsprop", &centered, 6);
+}
+
+#[test]
+fn c51_and_noisy_nets() {
+    equivalent("C51", &["distributional=true"], 6);
+    equivalent("C51, double", &["distributional=true", "double=true"], 4);
+    equivalent("noisy, dueling mean", &["noisy=true", "dueling=\"mean\""], 6);
+    let rainbow = [
+        "distributional=true",
+        "noisy=true",
+        "dueling=\"mean\"",
+        "double=true",
+        "prioritized=true",
+        "n_step=3",
+        "max_grad_norm=0.5",
+    ];
+    equivalent("rainbow", &rainbow, 6);
+}
+
+/// Two advantage outputs tied exactly: candle's `max` backward sends the gradient to both,
+/// and so must the host learner.
+#[test]
+fn dueling_max_ties_follow_candle() {
+    let pairs = ["dueling=\"max\""];
+    let (mut host, mut candle) = (agent(&pairs, "auto"), agent(&pairs, "candle"));
+    for a in [&host, &candle] {
+        let net = a.online().unwrap();
+        let adv = net.layers.last().unwrap();
+        // Column 1 of the advantage layer := column 0, so A(s, 0) == A(s, 1) for every s.
+        let w = adv.weight.as_tensor();
+        let col = w.narrow(1, 0, 1).unwrap();
+        adv.weight.set(&Tensor::cat(&[&col, &col], 1).unwrap()).unwrap();
+        let b = adv.bias.as_tensor();
+        let col = b.narrow(1, 0, 1).unwrap();
+        adv.bias.set(&Tensor::cat(&[&col, &col], 1).unwrap()).unwrap();
+    }
+    let x =
+        Tensor::new(&[[0.3f32, -1.2, 0.7, 0.1], [1.0, 0.5, -0.25, -2.0]], &Device::Cpu).unwrap();
+    let net = candle.online().unwrap();
+    let out: Vec<Vec<f32>> = net
+        .forward(&x, &net.ones(2).unwrap(), false)
+        .unwrap()
+        .squeeze(2)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    assert!(out.iter().all(|q| q[0] == q[1]), "the advantages tie: {out:?}");
+    observe(&mut host, 0..300);
+    observe(&mut candle, 0..300);
+    let (h, c) = (host.gradient_step().unwrap(), candle.gradient_step().unwrap());
+    assert_loss_close("tied dueling max", 1, h, c);
+    assert_close("tied dueling max", 1, &weights(&host), &weights(&candle));
+}
+
+/// Training inside `observe` (target updates, soft with tau < 1, and the acting copy's
+/// refresh) ends in the same place on both paths.
+#[test]
+fn training_through_observe_with_soft_target_updates() {
+    let pairs = [
+        "learning_starts=100",
+        "train_freq=4",
+        "gradient_steps=2",
+        "target_update_interval=10",
+        "tau=0.3",
+        "dueling=\"mean\"",
+    ];
+    let (mut host, mut candle) = (agent(&pairs, "auto"), agent(&pairs, "candle"));
+    observe(&mut host, 0..160);
+    observe(&mut candle, 0..160);
+    assert_eq!(host.counters().updates, 30);
+    assert_eq!(host.counters().target_updates, 16);
+    assert_close("observe", 30, &weights(&host), &weights(&candle));
+    let obs = [0.1, -0.3, 0.05, 0.2];
+    let (qh, qc) = (host.q_values(&obs).unwrap(), candle.q_values(&obs).unwrap());
+    for (a, b) in qh.iter().zip(&qc) {
+        assert!((a - b).abs() < 1e-5, "acting copy: {qh:?} vs {qc:?}");
+    }
+}
+
+/// A checkpoint written by one path loads into the other (same `SavedState` form of the
+/// optimizer state) and both continue alike; within one path a resume is exact.
+#[test]
+fn checkpoints_cross_between_the_paths() {
+    let pairs = ["prioritized=true", "noisy=true", "dueling=\"max\"", "optimizer=\"rmsprop\""];
+    for (from, to) in [("auto", "candle"), ("candle", "auto"), ("auto", "auto")] {
+        let mut first = agent(&pairs, from);
+        observe(&mut first, 0..300);
+        for _ in 0..3 {
+            first.gradient_step().unwrap();
+        }
+        let mut state = AgentState::new();
+        first.save(&mut state).unwrap();
+        let mut second = agent(&pairs, to);
+        second.load(&state).unwrap();
+        assert_eq!(weights(&first), weights(&second), "{from} -> {to}: loaded weights");
+        for step in 1..=3 {
+            let (a, b) = (first.gradient_step().unwrap(), second.gradient_step().unwrap());
+            if from == to {
+                assert_eq!(a.to_bits(), b.to_bits(), "{from} -> {to}: resumed loss");
+            } else {
+                assert_loss_close(&format!("{from} -> {to}"), step, a, b);
+            }
+        }
+        let (a, b) = (weights(&first), weights(&second));
+        if from == to {
+            assert_eq!(a, b, "{from} -> {to}: a resume is exact");
+        } else {
+            // The optimizer state came across: a fresh optimizer would move the weights by
+            // up to lr more.
+            assert_close(&format!("{from} -> {to}"), 3, &a, &b);
+        }
+    }
+    // Another optimizer's checkpoint is refused.
+    let mut state = AgentState::new();
+    agent(&[], "auto").save(&mut state).unwrap();
+    let err = agent(&["optimizer=\"rmsprop\""], "auto").load(&state).unwrap_err().to_string();
+    assert!(err.contains("Adam") && err.contains("RMSprop"), "{err}");
+}
+
+#[test]
+fn the_cnn_torso_and_the_switch_choose_candle() {
+    let env = deeprl_envs::make("MinAtar/Breakout-v1").unwrap();
+    let ctx = BuildContext {
+        env_id: "MinAtar/Breakout-v1",
+        env: &*env,
+        seed: 0,
+        device: Device::Cpu,
+        total_steps: Some(1234),
+    };
+    let config = DqnConfig { torso: deeprl_agents::dqn::TorsoKind::Cnn, ..DqnConfig::default() };
+    let cnn = Dqn::new("dqn", config, &ctx).unwrap();
+    assert!(!cnn.uses_host_learner());
+    // total_timesteps 0 (the default) became the run's length.
+    assert_eq!(cnn.config().total_timesteps, 1234);
+    assert!(agent(&[], "auto").uses_host_learner());
+    assert!(!agent(&[], "candle").uses_host_learner());
+    assert_eq!(agent(&[], "auto").config().total_timesteps, 100_000);
+    assert_eq!(agent(&["total_timesteps=500"], "auto").config().total_timesteps, 500);
+}
+
+/// After the first steps (the optimizer's moment buffers), a gradient step allocates only
+/// the `gemm` crate's packing scratch inside its matrix products (at most two blocks per
+/// product, all freed: nothing is kept and the count does not grow). The learner's own code
+/// is checked to allocate nothing by the unit test beside it (products as plain loops).
+#[test]
+fn host_gradient_steps_allocate_only_the_products_scratch() {
+    let rainbow = [
+        "distributional=true",
+        "noisy=true",
+        "dueling=\"max\"",
+        "double=true",
+        "prioritized=true",
+        "n_step=3",
+        "max_grad_norm=0.5",
+    ];
+    // (config, dense layers, forward passes: online on s, target on s', online on s' if double)
+    for (pairs, layers, passes) in
+        [(&["net_arch=[256, 256]", "batch_size=64"][..], 3, 2), (&rainbow[..], 4, 3)]
+    {
+        let mut a = agent(pairs, "auto");
+        observe(&mut a, 0..300);
+        for _ in 0..2 {
+            a.gradient_step().unwrap();
+        }
+        // Products per step: each pass, then dW of every layer and dx of all but the first.
+        let products = passes * layers + layers + layers - 1;
+        let mut counts = Vec::new();
+        for _ in 0..3 {
+            let info = allocation_counter::measure(|| {
+                a.gradient_step().unwrap();
+            });
+            assert_eq!(info.count_current, 0, "{pairs:?}: memory kept: {info:?}");
+            counts.push(info.count_total);
+        }
+        assert!(counts.iter().all(|&c| c == counts[0]), "{pairs:?}: {counts:?}");
+        assert!(counts[0] <= 2 * products as u64, "{pairs:?}: {counts:?} for {products} products");
+    }
+}
