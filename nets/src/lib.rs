@@ -11,6 +11,7 @@ pub mod attention;
 pub mod conv;
 pub mod data;
 pub mod gradcheck;
+pub mod matmul;
 pub mod mlp;
 pub mod models;
 pub mod optim;

@@ -362,6 +362,19 @@ impl OptimizerConfig {
         }
     }
 
+    /// Sets the learning rate (what schedules change between steps).
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            OptimizerConfig::Sgd(c) => c.lr = lr,
+            OptimizerConfig::Adagrad(c) => c.lr = lr,
+            OptimizerConfig::RmsProp(c) => c.lr = lr,
+            OptimizerConfig::Adam(c) => c.lr = lr,
+            OptimizerConfig::AdamW(c) => c.lr = lr,
+            OptimizerConfig::Adamax(c) => c.lr = lr,
+            OptimizerConfig::NAdam(c) => c.lr = lr,
+        }
+    }
+
     /// The learning rate.
     pub fn lr(&self) -> f64 {
         match self {

@@ -282,15 +282,7 @@ impl candle_nn::Optimizer for Optim {
     }
 
     fn set_learning_rate(&mut self, lr: f64) {
-        match &mut self.config {
-            OptimizerConfig::Sgd(c) => c.lr = lr,
-            OptimizerConfig::Adagrad(c) => c.lr = lr,
-            OptimizerConfig::RmsProp(c) => c.lr = lr,
-            OptimizerConfig::Adam(c) => c.lr = lr,
-            OptimizerConfig::AdamW(c) => c.lr = lr,
-            OptimizerConfig::Adamax(c) => c.lr = lr,
-            OptimizerConfig::NAdam(c) => c.lr = lr,
-        }
+        self.config.set_lr(lr)
     }
 }
 

@@ -24,6 +24,7 @@
 
 use std::sync::Mutex;
 
+use crate::matmul::matmul;
 use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Storage,
     Tensor, WithDType,
@@ -108,50 +109,6 @@ impl Elem for f64 {
 enum Saved {
     F32(Vec<f32>, Vec<f32>),
     F64(Vec<f64>, Vec<f64>),
-}
-
-/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, row-major with the given row strides
-/// (`*_t` = the matrix is stored transposed: element `(i, j)` at `j * rs + i`).
-#[allow(clippy::too_many_arguments)]
-fn matmul<F: Elem>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [F],
-    accumulate: bool,
-    lhs: &[F],
-    lhs_t: bool,
-    rhs: &[F],
-    rhs_t: bool,
-) {
-    let (lhs_rs, lhs_cs) = if lhs_t { (1, m as isize) } else { (k as isize, 1) };
-    let (rhs_rs, rhs_cs) = if rhs_t { (1, k as isize) } else { (n as isize, 1) };
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    // SAFETY: the slices hold at least the m×n, m×k and k×n elements the strides address
-    // (checked above), and dst does not alias lhs or rhs (distinct borrows).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            if accumulate { F::one() } else { F::zero() },
-            F::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
 }
 
 /// The gate pass of one forward step for `n` rows: activates `z` `(n, 4H)` in place (i, f,
@@ -414,7 +371,7 @@ impl LstmSequence {
         for step in 0..t {
             let ti = self.order(t, step);
             let z = &mut gates[ti * n * g4..(ti + 1) * n * g4];
-            matmul(n, g4, h, z, true, &h_state, false, &w_t, false);
+            matmul((n, g4, h), z, true, &h_state, false, &w_t, false);
             let out_t = &mut out[ti * nh..(ti + 1) * nh];
             let cell_t = &mut cells[ti * nh..(ti + 1) * nh];
             gates_forward(z, &mut c_state, &mut h_state, out_t, cell_t, n, h);
@@ -465,10 +422,10 @@ impl LstmSequence {
             let ct = &cells[ti * nh..(ti + 1) * nh];
             let dout = &grad[ti * nh..(ti + 1) * nh];
             gates_backward(gt, ct, c_prev, dout, &dh_next, &mut dc, dz, n, h);
-            matmul(n, h, g4, &mut dh_next, false, dz, false, w, false);
+            matmul((n, h, g4), &mut dh_next, false, dz, false, w, false);
         }
         let mut dw = vec![F::zero(); g4 * h];
-        matmul(g4, h, t * n, &mut dw, false, &dxp, true, &h_prev_all, false);
+        matmul((g4, h, t * n), &mut dw, false, &dxp, true, &h_prev_all, false);
         let mut dhc0 = dh_next;
         dhc0.extend_from_slice(&dc);
         Ok((dxp, dw, dhc0))

@@ -138,13 +138,7 @@ impl Localizer {
 
     fn check_images(&self, x: &Tensor) -> std::result::Result<(), VisionError> {
         let c = &self.config;
-        match x.dims() {
-            [_, ch, h, w] if (*ch, *h, *w) == (c.channels, c.height, c.width) => Ok(()),
-            dims => Err(VisionError::Input(format!(
-                "localizer input of shape {dims:?}, expected [N, {}, {}, {}]",
-                c.channels, c.height, c.width
-            ))),
-        }
+        super::check_images("localizer", x, [c.channels, c.height, c.width])
     }
 
     /// The boxes `[N, 4]` (`cx, cy, w, h`, each in `(0, 1)`) for images `[N, C, H, W]`.

@@ -69,3 +69,19 @@ impl From<VisionError> for candle_core::Error {
 pub(crate) fn config_error(what: &'static str, message: String) -> VisionError {
     VisionError::Config { what, message }
 }
+
+/// Checks that `x` is a batch of images `[N, C, H, W]` with `[C, H, W] = chw`, or names the
+/// `model` and both shapes.
+pub(crate) fn check_images(
+    model: &str,
+    x: &candle_core::Tensor,
+    chw: [usize; 3],
+) -> Result<(), VisionError> {
+    match x.dims() {
+        [_, c, h, w] if [*c, *h, *w] == chw => Ok(()),
+        dims => Err(VisionError::Input(format!(
+            "{model} input of shape {dims:?}, expected [N, {}, {}, {}]",
+            chw[0], chw[1], chw[2]
+        ))),
+    }
+}

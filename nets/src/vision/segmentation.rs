@@ -236,13 +236,7 @@ impl Fcn {
 
     fn check_images(&self, x: &Tensor) -> std::result::Result<(), VisionError> {
         let c = &self.config;
-        match x.dims() {
-            [_, ch, h, w] if (*ch, *h, *w) == (c.channels, c.height, c.width) => Ok(()),
-            dims => Err(VisionError::Input(format!(
-                "FCN input of shape {dims:?}, expected [N, {}, {}, {}]",
-                c.channels, c.height, c.width
-            ))),
-        }
+        super::check_images("FCN", x, [c.channels, c.height, c.width])
     }
 
     /// Class scores `[N, num_classes, H, W]` for images `[N, C, H, W]`.

@@ -26,14 +26,9 @@ thread_local! {
     pub(super) static PLAIN_PRODUCTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// `dst = lhs rhs` (or `dst += lhs rhs` with `accumulate`) for row-major matrices: `dst` is
-/// `[m, n]`, `lhs` is `[m, k]` or, with `lhs_t`, a `[k, m]` matrix read transposed; `rhs` is
-/// `[k, n]` or, with `rhs_t`, an `[n, k]` matrix read transposed. One thread: these products
-/// (at most a few MFLOP) are below where a fork-join pays on a small, shared machine.
-///
-/// # Panics
-/// If a slice is shorter than its matrix: an internal invariant (every buffer is sized at
-/// construction), checked because the product itself is unchecked.
+/// [`deeprl_nets::matmul::matmul`] (`dst (+)= lhs rhs`, operands optionally read transposed),
+/// or, in tests that count allocations, the same product as plain loops: `gemm` allocates its
+/// packing scratch inside every call.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(
     (m, n, k): (usize, usize, usize),
@@ -44,64 +39,19 @@ pub(super) fn matmul(
     rhs: &[f32],
     rhs_t: bool,
 ) {
-    assert!(
-        dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n,
-        "host learner: matrix product {m}x{k} by {k}x{n} on buffers of {}, {} and {} values",
-        lhs.len(),
-        rhs.len(),
-        dst.len()
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(0.0);
-        }
-        return;
-    }
-    // (row stride, column stride) of each operand as stored.
-    let (lhs_rs, lhs_cs) = if lhs_t { (1, m as isize) } else { (k as isize, 1) };
-    let (rhs_rs, rhs_cs) = if rhs_t { (1, k as isize) } else { (n as isize, 1) };
     #[cfg(test)]
     if PLAIN_PRODUCTS.with(|p| p.get()) {
-        let at =
-            |rs: isize, cs: isize, i: usize, j: usize| (i as isize * rs + j as isize * cs) as usize;
+        let l = |i: usize, p: usize| if lhs_t { lhs[p * m + i] } else { lhs[i * k + p] };
+        let r = |p: usize, j: usize| if rhs_t { rhs[j * k + p] } else { rhs[p * n + j] };
         for i in 0..m {
             for j in 0..n {
-                let dot: f32 = (0..k)
-                    .map(|p| lhs[at(lhs_rs, lhs_cs, i, p)] * rhs[at(rhs_rs, rhs_cs, p, j)])
-                    .sum();
+                let dot: f32 = (0..k).map(|p| l(i, p) * r(p, j)).sum();
                 dst[i * n + j] = if accumulate { dst[i * n + j] + dot } else { dot };
             }
         }
         return;
     }
-    // SAFETY: the three slices hold at least the m*n, m*k and k*n values that these strides
-    // address (checked above); `dst` is a unique borrow, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
+    deeprl_nets::matmul::matmul((m, n, k), dst, accumulate, lhs, lhs_t, rhs, rhs_t)
 }
 
 /// `y = x W + b` for `batch` rows: the bias rows are written first and the product is

@@ -62,15 +62,7 @@ impl HostLearner {
 
     /// Sets the optimizer's learning rate.
     pub fn set_learning_rate(&mut self, lr: f64) {
-        match &mut self.optimizer {
-            OptimizerConfig::Sgd(c) => c.lr = lr,
-            OptimizerConfig::Adagrad(c) => c.lr = lr,
-            OptimizerConfig::RmsProp(c) => c.lr = lr,
-            OptimizerConfig::Adam(c) => c.lr = lr,
-            OptimizerConfig::AdamW(c) => c.lr = lr,
-            OptimizerConfig::Adamax(c) => c.lr = lr,
-            OptimizerConfig::NAdam(c) => c.lr = lr,
-        }
+        self.optimizer.set_lr(lr)
     }
 
     /// `target <- online` (`tau >= 1`) or `target <- tau online + (1 - tau) target`,
