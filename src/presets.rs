@@ -35,6 +35,7 @@ pub const PRESETS: &[Preset] = presets![
     "dqn__MountainCar-v0" => "dqn__MountainCar-v0",
     "rainbow__CartPole-v1" => "rainbow__CartPole-v1",
     "dqn__MinAtar-Breakout-v1" => "dqn__MinAtar-Breakout-v1",
+    "rainbow__MinAtar-Breakout-v1" => "rainbow__MinAtar-Breakout-v1",
 ];
 
 /// The preset of `agent` on `env_id`, if there is one.

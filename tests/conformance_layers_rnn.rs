@@ -117,9 +117,9 @@ fn check_file(class: &str, dtype: DType) {
     assert_eq!(file.module, format!("torch.nn.{class}"));
     assert!(!file.cases.is_empty(), "{class}: no cases");
     for case in &file.cases {
-        // The LSTM has a fused CPU kernel; check it and the generic path.
+        // The LSTM and the GRU have a fused CPU kernel; check it and the generic path.
         check_case(class, case, dtype, true);
-        if class == "LSTM" {
+        if class == "LSTM" || class == "GRU" {
             check_case(class, case, dtype, false);
         }
     }

@@ -1,6 +1,8 @@
 //! The host learner against candle's autograd: from identical weights and identical sampled
 //! batches, both paths give the same loss and the same updated weights, for every
-//! component of the DQN family; checkpoints cross between them; a step allocates nothing.
+//! component of the DQN family and both torsos (the MLP on CartPole-like observations, the
+//! MinAtar CNN on Breakout-like `4x10x10` images); checkpoints cross between them; a step
+//! allocates nothing.
 //!
 //! **Tolerances.** The two paths compute the same expressions in `f32` but sum in different
 //! orders (gemm's blocking against candle's, a loop against `sum_all`), so values differ by
@@ -36,14 +38,28 @@ fn table(pairs: &[&str]) -> toml::Table {
 /// A DQN agent on CartPole-v1 with `pairs` over small-net defaults; `learner` is "auto" or
 /// "candle".
 fn agent(pairs: &[&str], learner: &str) -> Dqn {
-    let env = deeprl_envs::make("CartPole-v1").unwrap();
-    let ctx = BuildContext {
-        env_id: "CartPole-v1",
-        env: &*env,
-        seed: 7,
-        device: Device::Cpu,
-        total_steps: None,
-    };
+    agent_on("CartPole-v1", pairs, learner)
+}
+
+/// A DQN agent with the MinAtar CNN torso (16 filters, then `net_arch`) on
+/// MinAtar/Breakout-v1 (`4x10x10` observations, 3 actions).
+fn cnn_agent(pairs: &[&str], learner: &str) -> Dqn {
+    let mut all = vec!["torso=\"cnn\""];
+    all.extend_from_slice(pairs);
+    agent_on("MinAtar/Breakout-v1", &all, learner)
+}
+
+/// [`cnn_agent`] with a small net (`net_arch=[32]`, batch 8) under `pairs`.
+fn small_cnn(pairs: &[&str], learner: &str) -> Dqn {
+    cnn_agent(&[&["net_arch=[32]", "batch_size=8"], pairs].concat(), learner)
+}
+
+/// Builds an agent from config pairs and a learner name.
+type Maker = fn(&[&str], &str) -> Dqn;
+
+fn agent_on(env_id: &str, pairs: &[&str], learner: &str) -> Dqn {
+    let env = deeprl_envs::make(env_id).unwrap();
+    let ctx = BuildContext { env_id, env: &*env, seed: 7, device: Device::Cpu, total_steps: None };
     let lr = format!("lr={LR}");
     let learner = format!("learner=\"{learner}\"");
     let mut all = vec![
@@ -72,15 +88,38 @@ fn transition(k: usize, obs: &mut [f32; 4], next: &mut [f32; 4]) -> (usize, f64,
     ((k * 7 + k / 3) % 2, reward, k % 23 == 22, k % 31 == 30)
 }
 
+/// The `k`-th made-up MinAtar-like transition: sparse 0/1 images `[4, 10, 10]` (about one
+/// cell in six set), the reward and episode ends of [`transition`], actions in `0..3`.
+fn image_transition(k: usize, obs: &mut [f32], next: &mut [f32]) -> (usize, f64, bool, bool) {
+    let cell = |k: usize, i: usize| ((k * 7919 + i * 104_729 + (i * i) % 13) % 6 == 0) as u8 as f32;
+    for (i, (o, n)) in obs.iter_mut().zip(next.iter_mut()).enumerate() {
+        *o = cell(k, i);
+        *n = cell(k + 1, i);
+    }
+    let (_, reward, terminated, truncated) = transition(k, &mut [0.0; 4], &mut [0.0; 4]);
+    ((k * 5 + k / 7) % 3, reward, terminated, truncated)
+}
+
 fn observe(agent: &mut Dqn, range: std::ops::Range<usize>) {
-    let (mut obs, mut next) = ([0.0; 4], [0.0; 4]);
+    let (mut obs, mut next) = ([0.0; 400], [0.0; 400]);
+    let images = agent.config().torso == deeprl_agents::dqn::TorsoKind::Cnn;
+    let len = if images { 400 } else { 4 };
     for k in range {
-        let (a, reward, terminated, truncated) = transition(k, &mut obs, &mut next);
+        let (a, reward, terminated, truncated) = if images {
+            image_transition(k, &mut obs, &mut next)
+        } else {
+            let (mut o, mut n) = ([0.0; 4], [0.0; 4]);
+            let out = transition(k, &mut o, &mut n);
+            obs[..4].copy_from_slice(&o);
+            next[..4].copy_from_slice(&n);
+            out
+        };
+        let (obs, next) = (&obs[..len], &next[..len]);
         let t = Transition {
-            obs: &obs,
+            obs,
             action: ActionRef::Discrete(a),
             reward,
-            next_obs: &next,
+            next_obs: next,
             terminated,
             truncated,
         };
@@ -128,7 +167,11 @@ fn assert_loss_close(what: &str, step: usize, host: f64, candle: f64) {
 /// Fills both agents' replay with the same 300 transitions, then takes `steps` gradient
 /// steps on each, comparing losses and weights after the first and the last.
 fn equivalent(what: &str, pairs: &[&str], steps: usize) {
-    let (mut host, mut candle) = (agent(pairs, "auto"), agent(pairs, "candle"));
+    equivalent_with(agent, what, pairs, steps)
+}
+
+fn equivalent_with(make: Maker, what: &str, pairs: &[&str], steps: usize) {
+    let (mut host, mut candle) = (make(pairs, "auto"), make(pairs, "candle"));
     assert!(host.uses_host_learner() && !candle.uses_host_learner());
     observe(&mut host, 0..300);
     observe(&mut candle, 0..300);
@@ -225,7 +268,8 @@ fn dueling_max_ties_follow_candle() {
 }
 
 /// Training inside `observe` (target updates, soft with tau < 1, and the acting copy's
-/// refresh) ends in the same place on both paths.
+/// refresh) ends in the same place on both paths, for both torsos; the acting copies give
+/// the same Q-values.
 #[test]
 fn training_through_observe_with_soft_target_updates() {
     let pairs = [
@@ -236,16 +280,20 @@ fn training_through_observe_with_soft_target_updates() {
         "tau=0.3",
         "dueling=\"mean\"",
     ];
-    let (mut host, mut candle) = (agent(&pairs, "auto"), agent(&pairs, "candle"));
-    observe(&mut host, 0..160);
-    observe(&mut candle, 0..160);
-    assert_eq!(host.counters().updates, 30);
-    assert_eq!(host.counters().target_updates, 16);
-    assert_close("observe", 30, &weights(&host), &weights(&candle));
-    let obs = [0.1, -0.3, 0.05, 0.2];
-    let (qh, qc) = (host.q_values(&obs).unwrap(), candle.q_values(&obs).unwrap());
-    for (a, b) in qh.iter().zip(&qc) {
-        assert!((a - b).abs() < 1e-5, "acting copy: {qh:?} vs {qc:?}");
+    let mut image = [0.0f32; 400];
+    image_transition(5, &mut image, &mut [0.0; 400]);
+    let cases: [(Maker, &[f32]); 2] = [(agent, &[0.1, -0.3, 0.05, 0.2]), (small_cnn, &image)];
+    for (make, obs) in cases {
+        let (mut host, mut candle) = (make(&pairs, "auto"), make(&pairs, "candle"));
+        observe(&mut host, 0..160);
+        observe(&mut candle, 0..160);
+        assert_eq!(host.counters().updates, 30);
+        assert_eq!(host.counters().target_updates, 16);
+        assert_close("observe", 30, &weights(&host), &weights(&candle));
+        let (qh, qc) = (host.q_values(obs).unwrap(), candle.q_values(obs).unwrap());
+        for (a, b) in qh.iter().zip(&qc) {
+            assert!((a - b).abs() < 1e-5, "acting copy: {qh:?} vs {qc:?}");
+        }
     }
 }
 
@@ -254,7 +302,10 @@ fn training_through_observe_with_soft_target_updates() {
 #[test]
 fn checkpoints_cross_between_the_paths() {
     let pairs = ["prioritized=true", "noisy=true", "dueling=\"max\"", "optimizer=\"rmsprop\""];
-    for (from, to) in [("auto", "candle"), ("candle", "auto"), ("auto", "auto")] {
+    let makers: [Maker; 2] = [agent, small_cnn];
+    let paths = [("auto", "candle"), ("candle", "auto"), ("auto", "auto")];
+    for (make, (from, to)) in makers.iter().flat_map(|m| paths.map(|p| (m, p))) {
+        let agent = make;
         let mut first = agent(&pairs, from);
         observe(&mut first, 0..300);
         for _ in 0..3 {
@@ -289,8 +340,43 @@ fn checkpoints_cross_between_the_paths() {
     assert!(err.contains("Adam") && err.contains("RMSprop"), "{err}");
 }
 
+/// The MinAtar torso (3x3 convolution, 16 filters, ReLU, flatten, dense layers) with each
+/// head, the losses, the optimizers, prioritized weights, clipping and Rainbow's noisy dueling
+/// C51: the host learner's im2col convolution and its weight gradient against candle's.
 #[test]
-fn the_cnn_torso_and_the_switch_choose_candle() {
+fn cnn_torso_heads_and_options() {
+    let cnn = small_cnn;
+    equivalent_with(cnn, "cnn, plain Huber", &[], 4);
+    equivalent_with(cnn, "cnn, no dense hidden layer", &["net_arch=[]"], 3);
+    equivalent_with(cnn, "cnn, two dense hidden layers", &["net_arch=[24, 16]"], 3);
+    let rms = ["optimizer=\"rmsprop\"", "rmsprop_centered=true", "rmsprop_eps=0.01"];
+    equivalent_with(
+        cnn,
+        "cnn, double MSE, centered rmsprop",
+        &[&rms[..], &["double=true", "loss=\"mse\""]].concat(),
+        4,
+    );
+    equivalent_with(
+        cnn,
+        "cnn, dueling max, prioritized",
+        &["dueling=\"max\"", "prioritized=true"],
+        4,
+    );
+    equivalent_with(cnn, "cnn, C51", &["distributional=true"], 3);
+    let rainbow = [
+        "distributional=true",
+        "noisy=true",
+        "dueling=\"mean\"",
+        "double=true",
+        "prioritized=true",
+        "n_step=3",
+        "max_grad_norm=0.5",
+    ];
+    equivalent_with(cnn, "cnn, rainbow", &rainbow, 4);
+}
+
+#[test]
+fn the_torsos_and_the_switch_choose_the_learner() {
     let env = deeprl_envs::make("MinAtar/Breakout-v1").unwrap();
     let ctx = BuildContext {
         env_id: "MinAtar/Breakout-v1",
@@ -300,8 +386,10 @@ fn the_cnn_torso_and_the_switch_choose_candle() {
         total_steps: Some(1234),
     };
     let config = DqnConfig { torso: deeprl_agents::dqn::TorsoKind::Cnn, ..DqnConfig::default() };
-    let cnn = Dqn::new("dqn", config, &ctx).unwrap();
-    assert!(!cnn.uses_host_learner());
+    let cnn = Dqn::new("dqn", config.clone(), &ctx).unwrap();
+    assert!(cnn.uses_host_learner());
+    let config = DqnConfig { learner: deeprl_agents::dqn::LearnerKind::Candle, ..config };
+    assert!(!Dqn::new("dqn", config, &ctx).unwrap().uses_host_learner());
     // total_timesteps 0 (the default) became the run's length.
     assert_eq!(cnn.config().total_timesteps, 1234);
     assert!(agent(&[], "auto").uses_host_learner());
@@ -325,17 +413,28 @@ fn host_gradient_steps_allocate_only_the_products_scratch() {
         "n_step=3",
         "max_grad_norm=0.5",
     ];
-    // (config, dense layers, forward passes: online on s, target on s', online on s' if double)
-    for (pairs, layers, passes) in
-        [(&["net_arch=[256, 256]", "batch_size=64"][..], 3, 2), (&rainbow[..], 4, 3)]
-    {
-        let mut a = agent(pairs, "auto");
+    let minatar = ["net_arch=[128]", "batch_size=32"];
+    let cnn_rainbow = [&rainbow[..], &minatar[..]].concat();
+    // (config, CNN torso, dense layers, forward passes: online on s, target on s', online on
+    // s' if double)
+    for (pairs, cnn, layers, passes) in [
+        (&["net_arch=[256, 256]", "batch_size=64"][..], false, 3, 2),
+        (&rainbow[..], false, 4, 3),
+        (&minatar[..], true, 2, 2),
+        (&cnn_rainbow[..], true, 3, 3),
+    ] {
+        let mut a = if cnn { cnn_agent(pairs, "auto") } else { agent(pairs, "auto") };
         observe(&mut a, 0..300);
         for _ in 0..2 {
             a.gradient_step().unwrap();
         }
-        // Products per step: each pass, then dW of every layer and dx of all but the first.
-        let products = passes * layers + layers + layers - 1;
+        // Products per step: each pass (the convolution's included), then dW of every layer
+        // and dx of all but the first; with the CNN torso the first's dx and the
+        // convolution's dW too.
+        let products = match cnn {
+            false => passes * layers + layers + layers - 1,
+            true => passes * (layers + 1) + layers + layers + 1,
+        };
         let mut counts = Vec::new();
         for _ in 0..3 {
             let info = allocation_counter::measure(|| {
@@ -346,5 +445,25 @@ fn host_gradient_steps_allocate_only_the_products_scratch() {
         }
         assert!(counts.iter().all(|&c| c == counts[0]), "{pairs:?}: {counts:?}");
         assert!(counts[0] <= 2 * products as u64, "{pairs:?}: {counts:?} for {products} products");
+    }
+}
+
+/// Acting on the host copy with the CNN torso (its convolution by definition, then the dense
+/// layers, noisy or not) allocates nothing.
+#[test]
+fn acting_with_the_cnn_torso_allocates_nothing() {
+    let mut image = [0.0f32; 400];
+    image_transition(3, &mut image, &mut [0.0; 400]);
+    for pairs in [&[][..], &["noisy=true", "dueling=\"mean\"", "distributional=true"][..]] {
+        let mut a = small_cnn(pairs, "auto");
+        let mut action = deeprl_agents::ActionBuf::Discrete(0);
+        a.act(&image, &mut action).unwrap();
+        let info = allocation_counter::measure(|| {
+            for _ in 0..5 {
+                a.act(&image, &mut action).unwrap();
+                a.act_greedy(&image, &mut action).unwrap();
+            }
+        });
+        assert_eq!(info.count_total, 0, "{pairs:?}: {info:?}");
     }
 }

@@ -1,57 +1,24 @@
 //! CNN forward + backward on CPU (f32; run on one core: `RAYON_NUM_THREADS=1 taskset -c 0`):
 //!
-//! * LeNet-5 (LeCun et al. 1998, as in CANDLE-NOTES.md section 3): batch 64 of 1x32x32,
-//!   conv 6@5x5, ReLU, avg-pool 2, conv 16@5x5, ReLU, avg-pool 2, flatten, 120, ReLU, 84,
-//!   ReLU, 10, cross-entropy; forward, loss and backward.
+//! * LeNet-5 (`models::classic::LeNet5` with ReLU, as in CANDLE-NOTES.md section 3): batch 64
+//!   of 1x32x32, conv 6@5x5, ReLU, avg-pool 2, conv 16@5x5, ReLU, avg-pool 2, flatten, 120,
+//!   ReLU, 84, ReLU, 10, cross-entropy; forward alone, and forward, loss and backward.
 //! * A ResNet residual unit at 64 channels on 32x32 (identity shortcut), batch 8, training
 //!   mode; forward, `sum(y * u)` and backward.
 //!
+//! The PyTorch twin (same shapes, one thread) is `benches/torch/cnn.py`.
+//!
 //! `RAYON_NUM_THREADS=1 taskset -c 0 cargo bench -p deeprl-nets --bench cnn`
 
-use candle_core::{DType, Device, Module, ModuleT, Result, Tensor};
-use candle_nn::{Linear, VarBuilder, VarMap};
+use candle_core::{DType, Device, Module, ModuleT, Tensor};
+use candle_nn::{VarBuilder, VarMap};
 use criterion::{criterion_group, criterion_main, Criterion};
 use deeprl_nets::conv::blocks::ResidualUnit;
 use deeprl_nets::conv::init::torch_default_init;
-use deeprl_nets::conv::{AvgPool2d, Conv2d, Conv2dConfig, Flatten};
+use deeprl_nets::mlp::Activation;
+use deeprl_nets::models::classic::{LeNet5, LeNet5Config};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-struct LeNet5 {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    fc: [Linear; 3],
-}
-
-fn linear(i: usize, o: usize, vb: VarBuilder) -> Result<Linear> {
-    Ok(Linear::new(vb.get((o, i), "weight")?, Some(vb.get(o, "bias")?)))
-}
-
-impl LeNet5 {
-    fn new(vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            conv1: Conv2d::new(Conv2dConfig::new(1, 6, 5), vb.pp("conv1"))?,
-            conv2: Conv2d::new(Conv2dConfig::new(6, 16, 5), vb.pp("conv2"))?,
-            fc: [
-                linear(400, 120, vb.pp("fc1"))?,
-                linear(120, 84, vb.pp("fc2"))?,
-                linear(84, 10, vb.pp("fc3"))?,
-            ],
-        })
-    }
-}
-
-impl Module for LeNet5 {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let pool = AvgPool2d::new(2);
-        let h = pool.forward(&self.conv1.forward(x)?.relu()?)?;
-        let h = pool.forward(&self.conv2.forward(&h)?.relu()?)?;
-        let h = Flatten.forward(&h)?;
-        let h = self.fc[0].forward(&h)?.relu()?;
-        let h = self.fc[1].forward(&h)?.relu()?;
-        self.fc[2].forward(&h)
-    }
-}
 
 fn uniform(shape: &[usize], seed: u64) -> Tensor {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -63,12 +30,9 @@ fn uniform(shape: &[usize], seed: u64) -> Tensor {
 fn lenet(c: &mut Criterion) {
     let map = VarMap::new();
     let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
-    // LeNet's Linear layers are created through `get`, so give them values first.
-    for (name, shape) in [("fc1", (120, 400)), ("fc2", (84, 120)), ("fc3", (10, 84))] {
-        vb.pp(name).get_with_hints(shape, "weight", candle_nn::Init::Const(0.0)).expect("w");
-        vb.pp(name).get_with_hints(shape.0, "bias", candle_nn::Init::Const(0.0)).expect("b");
-    }
-    let net = LeNet5::new(vb).expect("lenet");
+    let config =
+        LeNet5Config { activation: Activation::Relu, ..LeNet5Config::new([1, 32, 32], 10) };
+    let net = LeNet5::new(config, vb).expect("lenet");
     torch_default_init(&map, 0).expect("init");
     let x = uniform(&[64, 1, 32, 32], 1);
     let labels: Vec<u32> = (0..64).map(|i| (i * 7 % 10) as u32).collect();

@@ -69,8 +69,8 @@ pub enum OptimizerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LearnerKind {
-    /// The host learner ([`super::learner`]: plain Rust over preallocated buffers) for the
-    /// MLP torso on CPU; candle's autograd for the CNN torso and other devices.
+    /// The host learner ([`super::learner`]: plain Rust over preallocated buffers) on CPU,
+    /// for either torso; candle's autograd on other devices.
     Auto,
     /// candle's autograd always (the reference path; slower on CPU).
     Candle,
@@ -163,7 +163,7 @@ pub struct DqnConfig {
     pub noisy: bool,
     /// Initial noise scale sigma0 of the noisy layers (0.5).
     pub noisy_sigma0: f64,
-    /// `"auto"` (the host learner on CPU with the MLP torso) or `"candle"` (candle's
+    /// `"auto"` (the host learner on CPU) or `"candle"` (candle's
     /// autograd always) ([`LearnerKind`]; the same numbers up to f32 rounding).
     pub learner: LearnerKind,
 }

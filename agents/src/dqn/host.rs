@@ -6,9 +6,12 @@
 //! agent copies them here after each training phase ([`HostNet::refresh`]) and acts from the
 //! copy. Noisy layers are evaluated without materialising the noisy weight:
 //! `x (mu_w + sigma_w . f(e_in) f(e_out)^T) = x mu_w + f(e_out) . ((x . f(e_in)) sigma_w)`.
+//! The CNN torso's convolution (valid, stride 1) is computed by its definition, a row of
+//! output at a time: `z[f][y][.] = b[f] + sum_{c, dy, dx} W[f][c][dy][dx] x[c][y + dy][dx + .]`
+//! (37k multiply-adds for MinAtar's 16 filters on `4x10x10`).
 
 use super::config::Dueling;
-use super::network::{QNet, Role};
+use super::network::{QNet, Role, Torso};
 use super::noisy::FactorisedNoise;
 use crate::error::Result;
 use rand::Rng;
@@ -26,9 +29,59 @@ struct HostLayer {
     noise: Option<FactorisedNoise>,
 }
 
+/// The CNN torso's convolution in the host copy.
+#[derive(Debug, Clone)]
+struct HostConv {
+    /// `[channels, height, width]` of an observation.
+    image: [usize; 3],
+    kernel: usize,
+    filters: usize,
+    /// `[filters, channels, kernel, kernel]`.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl HostConv {
+    /// Output height and width.
+    fn out_hw(&self) -> (usize, usize) {
+        (self.image[1] + 1 - self.kernel, self.image[2] + 1 - self.kernel)
+    }
+
+    /// `h = max(conv(x) + b, 0)`, flattened `[filters, h', w']`, into `h`.
+    fn forward(&self, x: &[f32], h: &mut [f32]) {
+        let ([channels, height, width], k) = (self.image, self.kernel);
+        let (oh, ow) = self.out_hw();
+        let h = &mut h[..self.filters * oh * ow];
+        for ((out, w), &b) in h
+            .chunks_exact_mut(oh * ow)
+            .zip(self.weight.chunks_exact(channels * k * k))
+            .zip(&self.bias)
+        {
+            out.fill(b);
+            for (c, w) in w.chunks_exact(k * k).enumerate() {
+                let plane = &x[c * height * width..(c + 1) * height * width];
+                for (y, row) in out.chunks_exact_mut(ow).enumerate() {
+                    for dy in 0..k {
+                        let line = &plane[(y + dy) * width..(y + dy + 1) * width];
+                        for dx in 0..k {
+                            let wv = w[dy * k + dx];
+                            for (o, &v) in row.iter_mut().zip(&line[dx..dx + ow]) {
+                                *o += wv * v;
+                            }
+                        }
+                    }
+                }
+            }
+            out.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
 /// The host copy (see the [module docs](self)).
 #[derive(Debug, Clone)]
 pub struct HostNet {
+    /// The CNN torso's convolution (`None` for the MLP torso).
+    conv: Option<HostConv>,
     layers: Vec<HostLayer>,
     n_actions: usize,
     atoms: usize,
@@ -61,14 +114,26 @@ fn axpy_rows(x: &[f32], w: &[f32], y: &mut [f32]) {
 
 impl HostNet {
     /// A copy of `net`'s current weights; `support` is the C51 support (empty for none).
-    /// Only the MLP torso has a host copy: a CNN torso is an error.
     pub fn new(net: &QNet, support: Vec<f32>) -> Result<Self> {
-        if net.conv.is_some() {
-            return Err(crate::error::AgentError::Shape(
-                "the host copy covers the MLP torso only; the CNN torso acts through candle".into(),
-            ));
-        }
+        let conv = match (&net.shape.torso, &net.conv) {
+            (&Torso::Cnn { channels, height, width, filters, kernel, .. }, Some(_)) => {
+                Some(HostConv {
+                    image: [channels, height, width],
+                    kernel,
+                    filters,
+                    weight: Vec::new(),
+                    bias: Vec::new(),
+                })
+            }
+            (Torso::Mlp { .. }, None) => None,
+            (torso, _) => {
+                return Err(crate::error::AgentError::Shape(format!(
+                    "host copy: the network's torso {torso:?} and its convolution disagree"
+                )))
+            }
+        };
         let mut host = HostNet {
+            conv,
             layers: Vec::new(),
             n_actions: net.shape.n_actions,
             atoms: net.shape.atoms,
@@ -87,6 +152,13 @@ impl HostNet {
 
     /// Copies the current weights of `net` again, reusing the buffers.
     pub fn refresh(&mut self, net: &QNet) -> Result<()> {
+        let mut widest = 0;
+        if let (Some(h), Some(c)) = (&mut self.conv, &net.conv) {
+            h.weight = to_vec(&c.weight)?;
+            h.bias = to_vec(&c.bias)?;
+            let (oh, ow) = h.out_hw();
+            widest = h.filters * oh * ow;
+        }
         self.layers.resize_with(net.layers.len(), || HostLayer {
             role: Role::Hidden,
             fan_in: 0,
@@ -97,7 +169,6 @@ impl HostNet {
             bias_sigma: Vec::new(),
             noise: None,
         });
-        let mut widest = 0;
         for (h, l) in self.layers.iter_mut().zip(&net.layers) {
             h.role = l.role;
             h.fan_in = l.fan_in;
@@ -123,14 +194,16 @@ impl HostNet {
         Ok(())
     }
 
-    /// Copies the weights from `params`, laid out as the host learner keeps them (layer by
-    /// layer: weight `[in, out]`, bias, then a noisy layer's sigmas; [`QNet::vars`]' order),
+    /// Copies the weights from `params`, laid out as the host learner keeps them (the
+    /// convolution's weight and bias, then layer by layer: weight `[in, out]`, bias, then a
+    /// noisy layer's sigmas; [`QNet::vars`]' order),
     /// reusing the buffers. A length other than this copy's is an error.
     pub fn copy_flat(&mut self, params: &[f32]) -> Result<()> {
         let buffers = |l: &HostLayer| {
             l.weight.len() + l.bias.len() + l.weight_sigma.len() + l.bias_sigma.len()
         };
-        let want: usize = self.layers.iter().map(buffers).sum();
+        let conv = self.conv.as_ref().map_or(0, |c| c.weight.len() + c.bias.len());
+        let want: usize = conv + self.layers.iter().map(buffers).sum::<usize>();
         if params.len() != want {
             return Err(crate::error::AgentError::Shape(format!(
                 "host copy: {} weights given, the network has {want}",
@@ -138,6 +211,13 @@ impl HostNet {
             )));
         }
         let mut rest = params;
+        if let Some(c) = &mut self.conv {
+            for buf in [&mut c.weight, &mut c.bias] {
+                let (head, tail) = rest.split_at(buf.len());
+                buf.copy_from_slice(head);
+                rest = tail;
+            }
+        }
         for l in &mut self.layers {
             for buf in [&mut l.weight, &mut l.bias, &mut l.weight_sigma, &mut l.bias_sigma] {
                 let (head, tail) = rest.split_at(buf.len());
@@ -177,12 +257,19 @@ impl HostNet {
         }
     }
 
-    /// The Q-values (expected values for C51) of every action for one observation; `noisy`
+    /// The Q-values (expected values for C51) of every action for one observation (the
+    /// network's input: `[channels, height, width]` flat for the CNN torso); `noisy`
     /// adds the layers' current noise (exploring), otherwise the mean weights are used.
     pub fn q_values(&mut self, obs: &[f32], noisy: bool) -> &[f32] {
         let (a, n) = (self.n_actions, self.atoms);
         let mut input_len = obs.len();
-        self.h[..input_len].copy_from_slice(obs);
+        match &self.conv {
+            Some(c) => {
+                c.forward(obs, &mut self.h);
+                input_len = self.layers.first().map_or(0, |l| l.fan_in);
+            }
+            None => self.h[..input_len].copy_from_slice(obs),
+        }
         for l in &self.layers {
             let x = &self.h[..input_len.min(l.fan_in)];
             match l.role {

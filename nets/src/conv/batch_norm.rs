@@ -14,8 +14,9 @@
 use candle_core::{ModuleT, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 
+use super::fast_batch_norm::{self, Fusion};
 use super::geometry::layer_error;
-use super::{fast, fast_batch_norm};
+use super::{fast, relu};
 
 /// `BatchNorm1d` (`[N, C]` or `[N, C, L]`) or `BatchNorm2d` (`[N, C, H, W]`).
 #[derive(Debug, Clone)]
@@ -150,14 +151,22 @@ impl BatchNorm {
         self.running_var.set(&new_var)
     }
 
-    /// The fused CPU path (`fast_batch_norm`) on `x3` `[N, C, L]`.
-    pub(crate) fn forward_fused(&self, x3: &Tensor, train: bool) -> Result<Tensor> {
-        let (n, c, l) = x3.dims3()?;
+    /// The fused CPU path (`fast_batch_norm`) on `x` `[N, C, ...]` (rank and channels
+    /// already checked), followed by `fusion` (with `residual` for [`Fusion::AddRelu`]).
+    pub(crate) fn forward_fused(
+        &self,
+        x: &Tensor,
+        train: bool,
+        fusion: Fusion,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let dims = x.dims();
+        let (n, c, l) = (dims[0], dims[1], dims[2..].iter().product::<usize>());
         let (mean, var) = if train {
-            self.check_count(x3, n * l)?;
-            let (mean, var) = fast_batch_norm::batch_stats(x3)?;
+            self.check_count(x, n * l)?;
+            let (mean, var) = fast_batch_norm::batch_stats(x)?;
             let dtype = self.running_mean.dtype();
-            let as_tensor = |v: &[f64]| Tensor::new(v, x3.device())?.to_dtype(dtype);
+            let as_tensor = |v: &[f64]| Tensor::new(v, x.device())?.to_dtype(dtype);
             self.update_running(&as_tensor(&mean)?, &as_tensor(&var)?, n * l)?;
             (mean, var)
         } else {
@@ -166,12 +175,12 @@ impl BatchNorm {
         };
         let (weight, bias) = match (&self.weight, &self.bias) {
             (Some(w), Some(b)) => (w.clone(), b.clone()),
-            _ => (
-                Tensor::ones(c, x3.dtype(), x3.device())?,
-                Tensor::zeros(c, x3.dtype(), x3.device())?,
-            ),
+            _ => {
+                (Tensor::ones(c, x.dtype(), x.device())?, Tensor::zeros(c, x.dtype(), x.device())?)
+            }
         };
-        fast_batch_norm::normalize(x3, mean, &var, self.eps, &weight, &bias, train)
+        let (eps, w, b) = (self.eps, &weight, &bias);
+        fast_batch_norm::normalize(x, mean, &var, eps, w, b, train, fusion, residual)
     }
 
     /// candle's generic tensor ops (any device and dtype) on `x3` `[N, C, L]`.
@@ -204,16 +213,54 @@ impl BatchNorm {
     }
 }
 
+impl BatchNorm {
+    /// `relu(bn(x))`, the batch norm followed by a ReLU (the unit of GoogLeNet's and
+    /// ResNet's convolutions). On CPU both run in one fused op and graph node.
+    pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_fusion(x, train, Fusion::Relu, None)
+    }
+
+    /// `relu(bn(x) + residual)`, the end of a residual unit (`residual` the shortcut, of
+    /// `x`'s shape). On CPU all three run in one fused op and graph node.
+    pub fn forward_add_relu_t(&self, x: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
+        if residual.dims() != x.dims() {
+            return Err(layer_error(
+                self.layer,
+                format!(
+                    "the residual added after the batch norm must have the input's shape {:?}, \
+                     got {:?}",
+                    x.dims(),
+                    residual.dims()
+                ),
+            ));
+        }
+        self.forward_fusion(x, train, Fusion::AddRelu, Some(residual))
+    }
+
+    fn forward_fusion(
+        &self,
+        x: &Tensor,
+        train: bool,
+        fusion: Fusion,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (n, c, l) = self.input_shape(x)?;
+        let same_dtype = |t: Option<&Tensor>| t.is_none_or(|t| t.dtype() == x.dtype());
+        if fast::supports(x) && same_dtype(self.weight.as_ref()) && same_dtype(residual) {
+            return self.forward_fused(x, train, fusion, residual);
+        }
+        let y = self.forward_generic(&x.reshape((n, c, l))?, train)?.reshape(x.dims())?;
+        match (fusion, residual) {
+            (Fusion::None, _) => Ok(y),
+            (Fusion::Relu, _) => relu(&y),
+            (Fusion::AddRelu, Some(r)) => relu(&(y + r)?),
+            (Fusion::AddRelu, None) => Err(layer_error(self.layer, "residual missing".into())),
+        }
+    }
+}
+
 impl ModuleT for BatchNorm {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let (n, c, l) = self.input_shape(x)?;
-        let x3 = x.reshape((n, c, l))?;
-        let y =
-            if fast::supports(&x3) && self.weight.as_ref().is_none_or(|w| w.dtype() == x.dtype()) {
-                self.forward_fused(&x3, train)?
-            } else {
-                self.forward_generic(&x3, train)?
-            };
-        y.reshape(x.dims())
+        self.forward_fusion(x, train, Fusion::None, None)
     }
 }

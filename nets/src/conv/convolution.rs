@@ -7,16 +7,17 @@
 //! channels of group `o / (out_channels / groups)`. Parameters: `weight`
 //! `[out, in / groups, kH, kW]` and `bias` `[out]`, torch's names and layout.
 //!
-//! Both are computed by [`conv2d_core`] (Conv1d is Conv2d on a height-1 image): on CPU by the
-//! im2col + GEMM kernel of [`super::fast`] with an explicit backward, elsewhere by a gather
-//! (`index_select`) and a batched matmul that candle differentiates itself.
+//! Both are computed by one routine (Conv1d is Conv2d on a height-1 image): on CPU by an
+//! im2col + GEMM kernel with an explicit backward that also adds the bias (and, for
+//! [`Conv2d::forward_relu`], applies the ReLU) inside the same graph node, elsewhere by a
+//! gather (`index_select`) and a batched matmul that candle differentiates itself.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::geometry::{layer_error, out_len, same_padding, Axis};
-use super::{check_input, fast, fast_bias};
+use super::{check_input, fast};
 
 /// Padding of a 2-D convolution, as torch's `padding` argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -163,23 +164,32 @@ impl Conv2dConfig {
     }
 }
 
-/// The convolution of `x` (`[N, C, H, W]`) with `weight` (`[O, C / groups, kh, kw]`) over the
-/// window geometry `rows` x `cols` (which may zero-stuff the input and pad asymmetrically or
-/// negatively); no bias. Shapes must already be checked.
+/// `relu?(conv(x, weight) + bias)` for `x` `[N, C, H, W]` and `weight` `[O, C / groups, kh,
+/// kw]` over the window geometry `rows` x `cols` (which may zero-stuff the input and pad
+/// asymmetrically or negatively), with an optional per-channel `bias` `[O]`. Shapes must
+/// already be checked.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d_core(
     x: &Tensor,
     weight: &Tensor,
+    bias: Option<&Tensor>,
+    relu: bool,
     groups: usize,
     rows: &Axis,
     cols: &Axis,
 ) -> Result<Tensor> {
-    if fast::supports(x) {
-        return fast::conv2d(x, weight, groups, rows, cols);
+    if fast::supports(x) && bias.is_none_or(|b| b.dtype() == x.dtype()) {
+        return fast::conv2d(x, weight, bias, relu, groups, rows, cols);
     }
-    conv2d_generic(x, weight, groups, rows, cols)
+    let y = add_bias(conv2d_generic(x, weight, groups, rows, cols)?, bias)?;
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
+    }
 }
 
-/// [`conv2d_core`] from candle ops alone (any device, candle's autograd).
+/// The convolution without bias from candle ops alone (any device, candle's autograd).
 pub(crate) fn conv2d_generic(
     x: &Tensor,
     weight: &Tensor,
@@ -258,25 +268,34 @@ impl Conv2d {
     }
 }
 
-impl Module for Conv2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl Conv2d {
+    /// `relu(conv(x))`, the layer followed by a ReLU. On CPU the ReLU runs inside the
+    /// convolution's kernel and graph node (no separate activation pass and gradient
+    /// tensor); elsewhere it is candle's `relu`.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, true)
+    }
+
+    fn forward_act(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let c = self.config.in_channels;
         let dims = check_input("Conv2d", x.dims(), 4, c, "[N, C, H, W]")?;
         let (rows, cols) = self.config.axes("Conv2d", dims[2], dims[3])?;
-        let y = conv2d_core(x, &self.weight, self.config.groups, &rows, &cols)?;
-        add_bias(y, self.bias.as_ref(), 4)
+        conv2d_core(x, &self.weight, self.bias.as_ref(), relu, self.config.groups, &rows, &cols)
     }
 }
 
-/// Adds a per-channel bias to `[N, C, ...]` of rank `rank`.
-pub(crate) fn add_bias(y: Tensor, bias: Option<&Tensor>, rank: usize) -> Result<Tensor> {
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, false)
+    }
+}
+
+/// Adds a per-channel bias to `y` `[N, C, ...]` with candle's broadcast (the generic path).
+pub(crate) fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
         None => Ok(y),
-        Some(b) if fast::supports(&y) && b.dtype() == y.dtype() => {
-            fast_bias::add_channel_bias(&y, b)
-        }
         Some(b) => {
-            let mut shape = vec![1; rank];
+            let mut shape = vec![1; y.rank()];
             shape[1] = b.elem_count();
             y.broadcast_add(&b.reshape(shape)?)
         }
@@ -369,7 +388,7 @@ impl Module for Conv1d {
         let x4 = x.reshape((n, c, 1, l))?;
         let (o, cg, k) = self.weight.dims3()?;
         let w4 = self.weight.reshape((o, cg, 1, k))?;
-        let y = conv2d_core(&x4, &w4, self.config.groups, &rows, &cols)?;
-        add_bias(y.reshape((n, o, cols.out))?, self.bias.as_ref(), 3)
+        let y = conv2d_core(&x4, &w4, self.bias.as_ref(), false, self.config.groups, &rows, &cols)?;
+        y.reshape((n, o, cols.out))
     }
 }

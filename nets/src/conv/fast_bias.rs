@@ -1,14 +1,19 @@
-//! A CPU kernel for the per-channel bias of the convolutions: `y[n, c, l] = x[n, c, l] +
-//! b[c]`, with the bias gradient `db[c] = sum_{n, l} g[n, c, l]` summed in one contiguous
-//! pass (candle's broadcast-add backward reduces over the batch and position axes with its
-//! slow strided sums). The input gradient is the output gradient itself. The bias-gradient
-//! op is not itself differentiable (no second derivatives).
+//! The bias gradient of the fused CPU convolutions: `db[c] = sum_{n, l} g[n, c, l]` for an
+//! output gradient `g` `[N, C, ...]`, summed in one contiguous pass per channel block
+//! (candle's broadcast-add backward reduces over the batch and position axes with its slow
+//! strided sums). The bias itself is added inside the convolution kernels (`fast`,
+//! `fast_transpose`), so the forward needs no op of its own. Not differentiable (no second
+//! derivatives).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, WithDType};
 
-/// `x` `[N, C, ...]` plus `bias` `[C]` (same dtype) broadcast over the batch and positions.
-pub(crate) fn add_channel_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(&bias.contiguous()?, BiasAdd)
+use super::fast_batch_norm::lane_sum;
+use super::simd::vectorized;
+
+/// The per-channel sum of `g` `[N, C, ...]` (CPU, f32 or f64) over the batch and every
+/// position: `[C]`.
+pub(crate) fn channel_sum(g: &Tensor) -> Result<Tensor> {
+    g.contiguous()?.apply_op1_no_bwd(&ChannelSum)
 }
 
 fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
@@ -28,76 +33,19 @@ fn ncl(l: &Layout) -> Result<(usize, usize, usize)> {
     Ok((dims[0], dims[1], dims[2..].iter().product()))
 }
 
-struct BiasAdd;
-
-fn add<T: WithDType>(x: &[T], b: &[T], (n, c, l): (usize, usize, usize)) -> Vec<T> {
-    let mut y = x.to_vec();
-    for i in 0..n {
-        for (ch, &bv) in b.iter().enumerate().take(c) {
-            let at = (i * c + ch) * l;
-            y[at..at + l].iter_mut().for_each(|v| *v += bv);
-        }
-    }
-    y
-}
-
-impl CustomOp2 for BiasAdd {
-    fn name(&self) -> &'static str {
-        "deeprl-bias-add"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let d = ncl(l1)?;
-        if l2.shape().elem_count() != d.1 {
-            candle_core::bail!("bias kernel: bias {:?} for input {:?}", l2.dims(), l1.dims())
-        }
-        let y = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(add(slice(s1, l1)?, slice(s2, l2)?, d))
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(add(slice(s1, l1)?, slice(s2, l2)?, d))
-            }
-            _ => candle_core::bail!("bias kernel: f32 or f64 operands of one dtype expected"),
-        };
-        Ok((y, l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _x: &Tensor,
-        bias: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let db = grad.contiguous()?.apply_op1_no_bwd(&ChannelSum)?.reshape(bias.shape())?;
-        Ok((Some(grad.clone()), Some(db)))
-    }
-}
-
 /// `[N, C, ...]` to `[C]`: the sum over the batch and every position.
 struct ChannelSum;
 
-fn channel_sum<T: WithDType>(g: &[T], (n, c, l): (usize, usize, usize)) -> Vec<T> {
-    (0..c)
-        .map(|ch| {
-            let s: f64 = (0..n)
-                .map(|i| {
-                    g[(i * c + ch) * l..(i * c + ch + 1) * l]
-                        .iter()
-                        .map(|v| v.to_f64())
-                        .sum::<f64>()
-                })
-                .sum();
-            T::from_f64(s)
-        })
-        .collect()
+/// The sums in f64, each image's run of a channel summed on its own first.
+#[inline(always)]
+fn sum_channels<T: WithDType>(g: &[T], (n, c, l): (usize, usize, usize)) -> Vec<T> {
+    let mut sums = vec![0.0f64; c];
+    for image in g.chunks_exact(c * l).take(n) {
+        for (s, run) in sums.iter_mut().zip(image.chunks_exact(l)) {
+            *s += lane_sum(run, run, |v, _| v);
+        }
+    }
+    sums.into_iter().map(T::from_f64).collect()
 }
 
 impl CustomOp1 for ChannelSum {
@@ -108,8 +56,14 @@ impl CustomOp1 for ChannelSum {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = ncl(l)?;
         let out = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(channel_sum(slice(s, l)?, d)),
-            CpuStorage::F64(_) => CpuStorage::F64(channel_sum(slice(s, l)?, d)),
+            CpuStorage::F32(_) => {
+                let g = slice::<f32>(s, l)?;
+                CpuStorage::F32(vectorized(|| sum_channels(g, d)))
+            }
+            CpuStorage::F64(_) => {
+                let g = slice::<f64>(s, l)?;
+                CpuStorage::F64(vectorized(|| sum_channels(g, d)))
+            }
             _ => candle_core::bail!("bias kernel: f32 or f64 gradient expected"),
         };
         Ok((out, Shape::from(d.1)))
@@ -118,42 +72,26 @@ impl CustomOp1 for ChannelSum {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Tensor, Var};
+    use candle_core::{Device, Tensor};
     use rand::{Rng, SeedableRng};
 
-    use crate::gradcheck::check_gradients;
-
-    fn var(shape: &[usize], seed: u64) -> Var {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        Var::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap()
-    }
-
-    /// The kernel equals candle's broadcast add in value and both gradients (ranks 3 and 4),
-    /// and its backward matches central finite differences in f64.
+    /// The kernel's sums equal candle's reductions over every axis but the channels, for
+    /// ranks 3 and 4.
     #[test]
-    fn bias_kernel_equals_broadcast_add_and_finite_differences() {
+    fn channel_sum_equals_candle_reductions() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         for shape in [vec![2, 3, 5], vec![2, 3, 4, 2]] {
-            let (x, b) = (var(&shape, 1), var(&[3], 2));
-            let u = var(&shape, 3).as_tensor().detach();
-            let mut bshape = vec![1; shape.len()];
-            bshape[1] = 3;
-            let fast = super::add_channel_bias(x.as_tensor(), b.as_tensor()).unwrap();
-            let generic = x.broadcast_add(&b.reshape(bshape).unwrap()).unwrap();
-            assert!(max_diff(&fast, &generic) < 1e-15);
-            let gf = fast.mul(&u).unwrap().sum_all().unwrap().backward().unwrap();
-            let gg = generic.mul(&u).unwrap().sum_all().unwrap().backward().unwrap();
-            for v in [&x, &b] {
-                assert!(max_diff(gf.get(v).unwrap(), gg.get(v).unwrap()) < 1e-12);
+            let n: usize = shape.iter().product();
+            let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let g = Tensor::from_vec(v, shape.as_slice(), &Device::Cpu).unwrap();
+            let fast = super::channel_sum(&g).unwrap();
+            let mut want = g.sum_keepdim(0).unwrap();
+            for axis in (2..shape.len()).rev() {
+                want = want.sum_keepdim(axis).unwrap();
             }
-            let f = || super::add_channel_bias(x.as_tensor(), b.as_tensor())?.mul(&u);
-            let report = check_gradients(&[x.clone(), b.clone()], f, 1e-6, 1e-7, 1e-5).unwrap();
-            assert!(report.passed(), "{shape:?}: {report:?}");
+            let want = want.flatten_all().unwrap();
+            let d = (fast - want).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(d.to_scalar::<f64>().unwrap() < 1e-14, "{shape:?}");
         }
     }
 }

@@ -19,6 +19,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 use super::geometry::Axis;
+use super::simd::vectorized;
 
 /// Max pooling of `x` `[N, C, H, W]` over `rows` x `cols`, differentiable in `x`.
 pub(crate) fn max_pool2d(x: &Tensor, rows: &Axis, cols: &Axis) -> Result<Tensor> {
@@ -121,6 +122,7 @@ impl PoolOp {
         });
     }
 
+    #[inline(always)]
     fn forward<T: WithDType>(&self, x: &[T], planes: usize) -> Vec<T> {
         let [h, w, _, _, oh, ow] = self.geometry;
         let (hw, l) = (h * w, oh * ow);
@@ -157,6 +159,7 @@ impl PoolOp {
     }
 
     /// `dL/dx` from `x` and the output gradient `g`.
+    #[inline(always)]
     fn backward<T: WithDType>(&self, x: &[T], g: &[T], planes: usize) -> Vec<T> {
         let [h, w, _, _, oh, ow] = self.geometry;
         let (hw, l) = (h * w, oh * ow);
@@ -200,8 +203,14 @@ impl CustomOp1 for PoolOp {
         let planes = self.planes(l)?;
         let (n, c, _, _) = l.shape().dims4()?;
         let y = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(self.forward(slice(s, l)?, planes)),
-            CpuStorage::F64(_) => CpuStorage::F64(self.forward(slice(s, l)?, planes)),
+            CpuStorage::F32(_) => {
+                let x = slice::<f32>(s, l)?;
+                CpuStorage::F32(vectorized(|| self.forward(x, planes)))
+            }
+            CpuStorage::F64(_) => {
+                let x = slice::<f64>(s, l)?;
+                CpuStorage::F64(vectorized(|| self.forward(x, planes)))
+            }
             _ => candle_core::bail!("pool kernel: f32 or f64 input expected"),
         };
         Ok((y, Shape::from((n, c, self.geometry[4], self.geometry[5]))))
@@ -236,10 +245,12 @@ impl CustomOp2 for PoolGrad<'_> {
         }
         let gx = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(self.0.backward(slice(s1, l1)?, slice(s2, l2)?, planes))
+                let (x, g) = (slice::<f32>(s1, l1)?, slice::<f32>(s2, l2)?);
+                CpuStorage::F32(vectorized(|| self.0.backward(x, g, planes)))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(self.0.backward(slice(s1, l1)?, slice(s2, l2)?, planes))
+                let (x, g) = (slice::<f64>(s1, l1)?, slice::<f64>(s2, l2)?);
+                CpuStorage::F64(vectorized(|| self.0.backward(x, g, planes)))
             }
             _ => candle_core::bail!("pool kernel: f32 or f64 operands of one dtype expected"),
         };

@@ -7,6 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 use super::fast;
+use super::simd::vectorized;
 
 /// `max(x, 0)`, through the kernel on CPU in f32/f64.
 pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
@@ -15,6 +16,12 @@ pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
     } else {
         x.relu()
     }
+}
+
+/// `dL/dx = g [y > 0]` from the ReLU's output `y` and the output gradient `g` (same shape,
+/// CPU f32/f64), not differentiable: the backward of the fused ops that end in a ReLU.
+pub(crate) fn relu_grad(y: &Tensor, g: &Tensor) -> Result<Tensor> {
+    y.contiguous()?.apply_op2_no_bwd(&g.contiguous()?, &ReluGrad)
 }
 
 fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
@@ -33,14 +40,21 @@ impl CustomOp1 for Relu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        #[inline(always)]
         fn run<T: WithDType>(x: &[T]) -> Vec<T> {
             // NaN (`v != v`) propagates, as in torch.
             #[allow(clippy::eq_op)]
             x.iter().map(|&v| if v > T::zero() || v != v { v } else { T::zero() }).collect()
         }
         let y = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(run(slice(s, l)?)),
-            CpuStorage::F64(_) => CpuStorage::F64(run(slice(s, l)?)),
+            CpuStorage::F32(_) => {
+                let x = slice::<f32>(s, l)?;
+                CpuStorage::F32(vectorized(|| run(x)))
+            }
+            CpuStorage::F64(_) => {
+                let x = slice::<f64>(s, l)?;
+                CpuStorage::F64(vectorized(|| run(x)))
+            }
             _ => candle_core::bail!("relu kernel: f32 or f64 input expected"),
         };
         Ok((y, l.shape().clone()))
@@ -50,7 +64,7 @@ impl CustomOp1 for Relu {
         if !x.track_op() {
             return Ok(None);
         }
-        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &ReluGrad)?))
+        Ok(Some(relu_grad(res, grad)?))
     }
 }
 
@@ -69,6 +83,7 @@ impl CustomOp2 for ReluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        #[inline(always)]
         fn run<T: WithDType>(y: &[T], g: &[T]) -> Vec<T> {
             y.iter().zip(g).map(|(&y, &g)| if y > T::zero() { g } else { T::zero() }).collect()
         }
@@ -77,10 +92,12 @@ impl CustomOp2 for ReluGrad {
         }
         let gx = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(run(slice(s1, l1)?, slice(s2, l2)?))
+                let (y, g) = (slice::<f32>(s1, l1)?, slice::<f32>(s2, l2)?);
+                CpuStorage::F32(vectorized(|| run(y, g)))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(run(slice(s1, l1)?, slice(s2, l2)?))
+                let (y, g) = (slice::<f64>(s1, l1)?, slice::<f64>(s2, l2)?);
+                CpuStorage::F64(vectorized(|| run(y, g)))
             }
             _ => candle_core::bail!("relu kernel: f32 or f64 operands of one dtype expected"),
         };

@@ -29,10 +29,12 @@ mod fast_batch_norm;
 mod fast_bias;
 mod fast_pool;
 mod fast_relu;
+mod fast_transpose;
 mod geometry;
 pub mod init;
 pub mod lrn;
 pub mod pool;
+mod simd;
 pub mod transpose;
 
 pub use batch_norm::BatchNorm;

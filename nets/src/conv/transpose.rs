@@ -8,11 +8,13 @@
 //! Parameters: `weight` `[in, out / groups, kH, kW]` (in and out swapped relative to Conv2d)
 //! and `bias` `[out]`.
 //!
-//! It is computed as a direct convolution: the input zero-stuffed by the stride
-//! (`s - 1` zeros between neighbours), padded by `d (k - 1) - p` before and
-//! `d (k - 1) - p + output_padding` after (negative = crop), convolved with stride 1 and
-//! dilation `d` by the kernel flipped in both spatial axes with in/out swapped per group.
-//! The zero-stuffing and padding live in the gather index, so nothing is materialised.
+//! On CPU (f32, f64) it is computed as exactly that input gradient (`fast_transpose`: a
+//! product over the input positions and a scatter, no zero-stuffing). Elsewhere it is a
+//! direct convolution of candle ops: the input zero-stuffed by the stride (`s - 1` zeros
+//! between neighbours), padded by `d (k - 1) - p` before and `d (k - 1) - p +
+//! output_padding` after (negative = crop), convolved with stride 1 and dilation `d` by the
+//! kernel flipped in both spatial axes with in/out swapped per group. The zero-stuffing and
+//! padding live in the gather index, so nothing is materialised.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::check_input;
 use super::convolution::{add_bias, conv2d_core, torch_init};
 use super::geometry::{layer_error, Axis};
+use super::{fast, fast_transpose};
 
 /// The hyperparameters of [`ConvTranspose2d`], named as torch's constructor arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +117,22 @@ impl ConvTranspose2dConfig {
         };
         Ok((axis(0, h)?, axis(1, w)?))
     }
+
+    /// The two axes of the direct convolution whose input gradient this layer is, for an
+    /// `h x w` input: from the output (`n`) back to the input (`out`), with the layer's
+    /// kernel, stride, padding and dilation. `axes` must have accepted the sizes.
+    fn adjoint_axes(&self, zero_stuffed: &(Axis, Axis)) -> (Axis, Axis) {
+        let axis = |i: usize, a: &Axis| Axis {
+            n: a.out,
+            k: self.kernel_size[i],
+            stride: self.stride[i],
+            dilation: self.dilation[i],
+            pad_lo: self.padding[i] as isize,
+            in_dilation: 1,
+            out: a.n,
+        };
+        (axis(0, &zero_stuffed.0), axis(1, &zero_stuffed.1))
+    }
 }
 
 /// A 2-D transposed convolution; see the [module documentation](self).
@@ -165,8 +184,120 @@ impl Module for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let c = self.config.in_channels;
         let dims = check_input("ConvTranspose2d", x.dims(), 4, c, "[N, C, H, W]")?;
-        let (rows, cols) = self.config.axes(dims[2], dims[3])?;
-        let y = conv2d_core(x, &self.direct_kernel()?, self.config.groups, &rows, &cols)?;
-        add_bias(y, self.bias.as_ref(), 4)
+        let axes = self.config.axes(dims[2], dims[3])?;
+        let (bias, groups) = (self.bias.as_ref(), self.config.groups);
+        if fast::supports(x) && bias.is_none_or(|b| b.dtype() == x.dtype()) {
+            let (rows, cols) = self.config.adjoint_axes(&axes);
+            return fast_transpose::conv_transpose2d(x, &self.weight, bias, groups, &rows, &cols);
+        }
+        self.forward_zero_stuffed(x, &axes)
+    }
+}
+
+impl ConvTranspose2d {
+    /// The direct convolution over the zero-stuffed input (the path of other devices).
+    fn forward_zero_stuffed(&self, x: &Tensor, (rows, cols): &(Axis, Axis)) -> Result<Tensor> {
+        let groups = self.config.groups;
+        let y = conv2d_core(x, &self.direct_kernel()?, None, false, groups, rows, cols)?;
+        add_bias(y, self.bias.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Module, Tensor, Var};
+    use candle_nn::{VarBuilder, VarMap};
+    use rand::{Rng, SeedableRng};
+
+    use super::{ConvTranspose2d, ConvTranspose2dConfig};
+    use crate::gradcheck::check_gradients;
+
+    fn var(shape: &[usize], seed: u64) -> Var {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        Var::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap()
+    }
+
+    /// Layers covering stride, padding, output_padding (also the `output_padding >= stride`
+    /// case torch allows with a larger dilation), dilation, groups and no bias.
+    fn configs() -> Vec<ConvTranspose2dConfig> {
+        let base = ConvTranspose2dConfig::new(4, 6, 3);
+        vec![
+            ConvTranspose2dConfig {
+                stride: [2, 2],
+                padding: [1, 1],
+                output_padding: [1, 1],
+                ..base
+            },
+            ConvTranspose2dConfig {
+                stride: [2, 1],
+                padding: [0, 1],
+                dilation: [1, 2],
+                groups: 2,
+                ..base
+            },
+            ConvTranspose2dConfig {
+                kernel_size: [2, 3],
+                stride: [1, 1],
+                dilation: [3, 1],
+                output_padding: [2, 0],
+                bias: false,
+                ..base
+            },
+            ConvTranspose2dConfig { kernel_size: [4, 4], stride: [2, 2], padding: [1, 1], ..base },
+        ]
+    }
+
+    fn layer(config: ConvTranspose2dConfig, map: &VarMap) -> ConvTranspose2d {
+        let vb = VarBuilder::from_varmap(map, DType::F64, &Device::Cpu);
+        let layer = ConvTranspose2d::new(config, vb).unwrap();
+        crate::conv::init::torch_default_init(map, 5).unwrap();
+        layer
+    }
+
+    /// The kernel without zero-stuffing (the input gradient of the adjoint convolution)
+    /// equals the zero-stuffed direct convolution of the generic path in value and in the
+    /// input, weight and bias gradients.
+    #[test]
+    fn adjoint_kernel_equals_zero_stuffed_convolution() {
+        for (i, config) in configs().into_iter().enumerate() {
+            let map = VarMap::new();
+            let t = layer(config, &map);
+            let x = var(&[2, 4, 3, 4], 1 + i as u64);
+            let fast = t.forward(x.as_tensor()).unwrap();
+            let axes = config.axes(3, 4).unwrap();
+            let generic = t.forward_zero_stuffed(x.as_tensor(), &axes).unwrap();
+            assert_eq!(fast.dims(), generic.dims(), "config {i}");
+            assert!(max_diff(&fast, &generic) < 1e-12, "config {i}: outputs differ");
+            let u = var(fast.dims(), 9).as_tensor().detach();
+            let gf = fast.mul(&u).unwrap().sum_all().unwrap().backward().unwrap();
+            let gg = generic.mul(&u).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut vars = vec![x.clone()];
+            vars.extend(map.all_vars());
+            for v in &vars {
+                let d = max_diff(gf.get(v).unwrap(), gg.get(v).unwrap());
+                assert!(d < 1e-12, "config {i}: a gradient differs by {d}");
+            }
+        }
+    }
+
+    /// The kernel's backward against central finite differences in f64.
+    #[test]
+    fn adjoint_kernel_gradients_match_finite_differences() {
+        for (i, config) in configs().into_iter().enumerate() {
+            let map = VarMap::new();
+            let t = layer(config, &map);
+            let x = var(&[1, 4, 3, 2], 20 + i as u64);
+            let mut vars = vec![x.clone()];
+            vars.extend(map.all_vars());
+            let f = || t.forward(x.as_tensor())?.sqr();
+            let report = check_gradients(&vars, f, 1e-6, 1e-7, 1e-5).unwrap();
+            assert!(report.passed(), "config {i}: {report:?}");
+        }
     }
 }

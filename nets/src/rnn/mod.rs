@@ -9,17 +9,24 @@
 //! * [`StatefulRnn`]: carries the state across calls until reset ([`stateful`]).
 //! * [`DilatedCausalConv`]: the WaveNet stack ([`wavenet`]).
 //!
-//! On CPU, a single-direction LSTM without peepholes or masks runs its recurrence in one fused
-//! operation ([`fused_lstm`]) with an explicit backward pass; everywhere else (other devices,
-//! peepholes, masks, GRU, RNN) the recurrence is composed from candle's differentiable ops.
+//! On CPU (f32, f64), each layer and direction of an LSTM without peepholes, or of a GRU, runs
+//! without masks in one fused operation ([`fused`], gate passes in [`fused_lstm`] and
+//! [`fused_gru`]) with an explicit backward pass; everywhere else (other devices, peepholes,
+//! masks, the simple RNN) the recurrence is composed from candle's differentiable ops.
 //! Errors are [`LayerError`]s naming the layer and the expected and actual shapes.
 
 pub mod cell;
 pub mod error;
+mod fast_math;
+pub mod fused;
+pub mod fused_gru;
 pub mod fused_lstm;
+#[cfg(test)]
+mod fused_tests;
 mod gru;
 pub mod init;
 mod lstm;
+mod scratch;
 mod simple;
 pub mod stack;
 pub mod stateful;

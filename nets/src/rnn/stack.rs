@@ -25,8 +25,9 @@ use candle_nn::{VarBuilder, VarMap};
 
 use super::cell::{CellKind, CellParams, RnnConfig};
 use super::error::LayerError;
+use super::fused::{self, FusedCell};
 use super::init::fill_varmap;
-use super::{fused_lstm, gru, lstm, simple};
+use super::{gru, lstm, simple};
 
 /// The recurrent state of every layer and direction: `h` and, for LSTMs, `c`, each
 /// `(num_layers * D, N, H)`.
@@ -71,7 +72,7 @@ pub struct Rnn {
     config: RnnConfig,
     /// Indexed `layer * D + direction`.
     cells: Vec<CellParams>,
-    /// Whether an LSTM without peepholes or masks may use the fused CPU kernel.
+    /// Whether an LSTM without peepholes, or a GRU, may use the fused CPU kernel (unmasked).
     fused_cpu: bool,
 }
 
@@ -104,7 +105,7 @@ impl Rnn {
         Self::load(config, if prefix.is_empty() { vb } else { vb.pp(prefix) })
     }
 
-    /// Allows (the default) or forbids the fused CPU kernel of [`super::fused_lstm`]; without
+    /// Allows (the default) or forbids the fused CPU kernel of [`super::fused`]; without
     /// it every step is composed from candle's generic ops (to compare the two, or to debug).
     pub fn with_fused_cpu(mut self, allowed: bool) -> Self {
         self.fused_cpu = allowed;
@@ -244,14 +245,17 @@ impl Rnn {
         masks: Option<&StepMasks>,
     ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
         let kind = self.config.kind;
-        let xp = cell.input_projection(x, kind != CellKind::Gru)?;
-        if let (true, CellKind::Lstm { peephole: false }, None, Some(c0)) =
-            (self.fused_cpu, kind, masks, &c)
-        {
-            if let Some(r) = fused_lstm::try_sequence(&xp, &cell.w_hh, &h, c0, reverse)? {
-                return Ok((r.0, r.1, Some(r.2)));
+        let fused_cell = match kind {
+            CellKind::Lstm { peephole: false } => Some(FusedCell::Lstm),
+            CellKind::Gru => Some(FusedCell::Gru),
+            _ => None,
+        };
+        if let (true, Some(fc), None) = (self.fused_cpu, fused_cell, masks) {
+            if let Some(r) = fused::try_sequence(fc, cell, x, &h, c.as_ref(), reverse)? {
+                return Ok(r);
             }
         }
+        let xp = cell.input_projection(x, kind != CellKind::Gru)?;
         let t = x.dim(0)?;
         let zeros = h.zeros_like()?;
         let mut outs: Vec<Option<Tensor>> = vec![None; t];

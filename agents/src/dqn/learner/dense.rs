@@ -181,14 +181,6 @@ pub(super) fn dueling_backward(
     }
 }
 
-/// Sets the subnormal values of `x` (magnitude below `f32::MIN_POSITIVE`) to zero.
-pub(super) fn flush_subnormals(x: &mut [f32]) {
-    // A select on every value (no branch, no conditional store): vectorises.
-    for v in x {
-        *v = if v.abs() < f32::MIN_POSITIVE { 0.0 } else { *v };
-    }
-}
-
 /// The sum of squares of `x` in `f32`, in 16 interleaved partial sums (vectorises).
 pub(super) fn sum_of_squares(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];

@@ -83,9 +83,10 @@ pub(super) fn forward(
 
 impl HostLearner {
     /// The gradient of the loss (whose output gradient is in `d_out`) with respect to every
-    /// online variable, into `grad`, from the activations of the forward on `obs`.
+    /// online variable, into `grad`, from the activations of the forward on `obs` (with the
+    /// CNN torso, of the convolution on `obs`'s columns `cols_obs`).
     pub(super) fn backward(&mut self, obs: &[f32]) {
-        let HostLearner { layers, online, eff_online, on_obs: acts, grad, .. } = self;
+        let HostLearner { layers, online, eff_online, on_obs: acts, grad, conv, .. } = self;
         let (bs, a, n) = (self.batch, self.n_actions, self.atoms);
         let hidden = acts.h.len();
         if self.dueling != Dueling::None {
@@ -100,9 +101,14 @@ impl HostLearner {
                 &mut self.d_adv,
             );
         }
+        // The dense stack's input, and whether its gradient is needed (the convolution's).
+        let (input, has_conv) = match conv {
+            Some(_) => (&self.conv_obs.h[..], true),
+            None => (obs, false),
+        };
         let [d_cur, d_next] = &mut self.d_hidden;
         let (mut d_cur, mut d_next) = (d_cur, d_next);
-        let features: &[f32] = if hidden == 0 { obs } else { &acts.h[hidden - 1] };
+        let features: &[f32] = if hidden == 0 { input } else { &acts.h[hidden - 1] };
         for (k, l) in layers.iter().enumerate().skip(hidden) {
             let dy: &[f32] = match l.role {
                 Role::Value => &self.d_value,
@@ -111,7 +117,7 @@ impl HostLearner {
             };
             let (gw, gb) = grad[l.weight.start..l.bias.end].split_at_mut(l.weight.len());
             dense::linear_backward_params(bs, features, dy, gw, gb);
-            if hidden > 0 {
+            if hidden > 0 || has_conv {
                 let (w, _) = weights(l, online, eff_online);
                 let width = bs * l.fan_in;
                 dense::linear_backward_input(bs, dy, w, l.fan_out, &mut d_cur[..width], k > hidden);
@@ -121,10 +127,10 @@ impl HostLearner {
             let l = &layers[k];
             let dz = &mut d_cur[..bs * l.fan_out];
             dense::relu_backward(&acts.z[k], dz);
-            let input: &[f32] = if k == 0 { obs } else { &acts.h[k - 1] };
+            let x: &[f32] = if k == 0 { input } else { &acts.h[k - 1] };
             let (gw, gb) = grad[l.weight.start..l.bias.end].split_at_mut(l.weight.len());
-            dense::linear_backward_params(bs, input, dz, gw, gb);
-            if k > 0 {
+            dense::linear_backward_params(bs, x, dz, gw, gb);
+            if k > 0 || has_conv {
                 let (w, _) = weights(l, online, eff_online);
                 dense::linear_backward_input(
                     bs,
@@ -136,6 +142,13 @@ impl HostLearner {
                 );
                 std::mem::swap(&mut d_cur, &mut d_next);
             }
+        }
+        // The convolution: d_cur holds the gradient of its (flattened) output.
+        if let Some(c) = conv {
+            let dz = &mut d_cur[..bs * c.features()];
+            dense::relu_backward(&self.conv_obs.z, dz);
+            let (gw, gb) = grad[c.weight.start..c.bias.end].split_at_mut(c.weight.len());
+            c.backward_params(bs, dz, &self.cols_obs, &mut self.conv_scratch, gw, gb);
         }
         // Noisy layers: d sigma = d W_eff . noise (the noise as candle's product rounds it).
         for (l, noise) in layers.iter().zip(&self.online_noise) {

@@ -12,7 +12,7 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::conv::{relu, BatchNorm, Conv2d, Conv2dConfig};
+use crate::conv::{BatchNorm, Conv2d, Conv2dConfig};
 
 /// torchvision's batch-norm epsilon in `BasicConv2d`.
 pub const BASIC_CONV_BN_EPS: f64 = 1e-3;
@@ -52,10 +52,9 @@ impl BasicConv2d {
 
 impl ModuleT for BasicConv2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.conv.forward(x)?;
         match &self.bn {
-            Some(bn) => relu(&bn.forward_t(&h, train)?),
-            None => relu(&h),
+            Some(bn) => bn.forward_relu_t(&self.conv.forward(x)?, train),
+            None => self.conv.forward_relu(x),
         }
     }
 }

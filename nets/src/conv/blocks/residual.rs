@@ -92,15 +92,17 @@ impl ResidualUnit {
 impl ModuleT for ResidualUnit {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         check_input("ResidualUnit", x.dims(), 4, self.in_channels, "[N, C, H, W]")?;
-        let h = relu(&self.bn1.forward_t(&self.conv1.forward(x)?, train)?)?;
-        let mut h = self.bn2.forward_t(&self.conv2.forward(&h)?, train)?;
-        if let Some(se) = &self.se {
-            h = se.forward(&h)?;
-        }
+        let h = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
+        let h = self.conv2.forward(&h)?;
         let shortcut = match &self.projection {
             Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
             None => x.clone(),
         };
-        relu(&(h + shortcut)?)
+        match &self.se {
+            // The gate sits between the batch norm and the addition.
+            Some(se) => relu(&(se.forward(&self.bn2.forward_t(&h, train)?)? + shortcut)?),
+            // bn2, the addition and the ReLU in one op on CPU.
+            None => self.bn2.forward_add_relu_t(&h, &shortcut, train),
+        }
     }
 }

@@ -98,6 +98,14 @@ impl LeNet5 {
             + self.fc.iter().map(linear_parameters).sum::<usize>()
     }
 
+    /// `act(conv(x))`; a ReLU runs inside the convolution's kernel on CPU.
+    fn conv_act(&self, conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+        match self.config.activation {
+            Activation::Relu => conv.forward_relu(x),
+            _ => self.act(&conv.forward(x)?),
+        }
+    }
+
     fn act(&self, x: &Tensor) -> Result<Tensor> {
         match self.config.activation {
             Activation::Relu => relu(x),
@@ -109,8 +117,8 @@ impl LeNet5 {
 impl Module for LeNet5 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = image_batch("LeNet-5", x, self.config.input)?;
-        let h = self.pool.forward(&self.act(&self.conv1.forward(&x)?)?)?;
-        let h = self.pool.forward(&self.act(&self.conv2.forward(&h)?)?)?;
+        let h = self.pool.forward(&self.conv_act(&self.conv1, &x)?)?;
+        let h = self.pool.forward(&self.conv_act(&self.conv2, &h)?)?;
         let h = h.flatten_from(1)?;
         let h = self.act(&self.fc[0].forward(&h)?)?;
         let h = self.act(&self.fc[1].forward(&h)?)?;

@@ -26,7 +26,7 @@ use super::shape::traced;
 use super::{check_config, image_batch, linear_parameters, model_error, ShapeTrace};
 use crate::conv::blocks::se::linear;
 use crate::conv::blocks::ResidualUnit;
-use crate::conv::{relu, BatchNorm, Conv2d, Conv2dConfig, GlobalAvgPool2d, MaxPool2d};
+use crate::conv::{BatchNorm, Conv2d, Conv2dConfig, GlobalAvgPool2d, MaxPool2d};
 
 /// The first layers of a [`ResNet`], before the residual stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -202,7 +202,7 @@ impl ResNet {
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let x = image_batch(&self.name, x, self.config.input)?;
-        let mut h = relu(&self.bn1.forward_t(&self.conv1.forward(&x)?, train)?)?;
+        let mut h = self.bn1.forward_relu_t(&self.conv1.forward(&x)?, train)?;
         if let Some(pool) = &self.maxpool {
             h = pool.forward(&h)?;
         }
