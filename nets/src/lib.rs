@@ -18,5 +18,6 @@ pub mod optim;
 pub mod regularize;
 pub mod rnn;
 pub mod schedule;
+mod simd;
 pub mod train;
 pub mod vision;

@@ -35,10 +35,10 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape
 use gemm::Parallelism;
 use num_traits::Float;
 
-use super::fast_bias::channel_sum;
+use super::fast_bias::bias_grad;
 use super::fast_relu::relu_grad;
 use super::geometry::Axis;
-use super::simd::vectorized;
+use crate::simd::vectorized;
 
 /// Whether the fused CPU path handles `x` (CPU, f32 or f64).
 pub(crate) fn supports(x: &Tensor) -> bool {
@@ -652,6 +652,32 @@ macro_rules! dispatch2 {
 }
 pub(crate) use dispatch2;
 
+/// Runs `f` on the f32 or f64 slices of three storages of one dtype.
+macro_rules! dispatch3 {
+    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, $s3:expr, $l3:expr, |$a:ident, $b:ident, $c:ident| $body:expr) => {
+        match ($s1, $s2, $s3) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                let ($a, $b, $c) = (
+                    contiguous::<f32>($s1, $l1)?,
+                    contiguous::<f32>($s2, $l2)?,
+                    contiguous::<f32>($s3, $l3)?,
+                );
+                CpuStorage::F32($body)
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                let ($a, $b, $c) = (
+                    contiguous::<f64>($s1, $l1)?,
+                    contiguous::<f64>($s2, $l2)?,
+                    contiguous::<f64>($s3, $l3)?,
+                );
+                CpuStorage::F64($body)
+            }
+            _ => candle_core::bail!("conv kernel: f32 or f64 operands of one dtype expected"),
+        }
+    };
+}
+pub(crate) use dispatch3;
+
 impl ConvOp {
     /// The backward shared by the two- and three-operand forms: the output gradient is
     /// masked by the ReLU (`res > 0`), then gives the input, weight and bias gradients of
@@ -681,10 +707,7 @@ impl ConvOp {
         } else {
             None
         };
-        let gb = match b {
-            Some(b) if b.track_op() => Some(channel_sum(&grad)?.reshape(b.shape())?),
-            _ => None,
-        };
+        let gb = bias_grad(b, &grad)?;
         Ok((gx, gw, gb))
     }
 }
@@ -741,17 +764,7 @@ impl CustomOp3 for ConvOp {
             candle_core::bail!("conv kernel: bias {:?} for {} output channels", l3.dims(), d.out_ch)
         }
         let shape = Shape::from((d.n, d.out_ch, self.rows.out, self.cols.out));
-        let storage = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let (x, w, b) = (contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?);
-                CpuStorage::F32(self.forward::<f32>(x, w, b, d)?)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let (x, w, b) = (contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?);
-                CpuStorage::F64(self.forward::<f64>(x, w, b, d)?)
-            }
-            _ => candle_core::bail!("conv kernel: f32 or f64 operands of one dtype expected"),
-        };
+        let storage = dispatch3!(s1, l1, s2, l2, s3, l3, |x, w, b| self.forward(x, w, b, d)?);
         Ok((storage, shape))
     }
 

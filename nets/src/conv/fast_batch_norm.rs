@@ -28,7 +28,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 
-use super::simd::vectorized;
+use crate::simd::vectorized;
 
 /// What follows the normalisation inside the fused op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

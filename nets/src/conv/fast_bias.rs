@@ -8,7 +8,16 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, WithDType};
 
 use super::fast_batch_norm::lane_sum;
-use super::simd::vectorized;
+use crate::simd::vectorized;
+
+/// The gradient of a bias `b` broadcast over channels (`[N, C, ...]` output gradient `grad`):
+/// its channel sums in `b`'s shape, or `None` when candle does not track `b`.
+pub(crate) fn bias_grad(b: Option<&Tensor>, grad: &Tensor) -> Result<Option<Tensor>> {
+    match b {
+        Some(b) if b.track_op() => Ok(Some(channel_sum(grad)?.reshape(b.shape())?)),
+        _ => Ok(None),
+    }
+}
 
 /// The per-channel sum of `g` `[N, C, ...]` (CPU, f32 or f64) over the batch and every
 /// position: `[C]`.

@@ -19,7 +19,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 use super::geometry::Axis;
-use super::simd::vectorized;
+use crate::simd::vectorized;
 
 /// Max pooling of `x` `[N, C, H, W]` over `rows` x `cols`, differentiable in `x`.
 pub(crate) fn max_pool2d(x: &Tensor, rows: &Axis, cols: &Axis) -> Result<Tensor> {

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 use super::fast;
-use super::simd::vectorized;
+use crate::simd::vectorized;
 
 /// `max(x, 0)`, through the kernel on CPU in f32/f64.
 pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {

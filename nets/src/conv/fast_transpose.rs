@@ -18,8 +18,8 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::fast::{contiguous, dispatch2, ConvOp, Dims, Element, GradWeight};
-use super::fast_bias::channel_sum;
+use super::fast::{contiguous, dispatch2, dispatch3, ConvOp, Dims, Element, GradWeight};
+use super::fast_bias::bias_grad;
 use super::geometry::Axis;
 
 /// The transposed convolution of `x` `[N, C_in, H_in, W_in]` with `weight`
@@ -95,10 +95,7 @@ impl TransposeOp {
         } else {
             None
         };
-        let gb = match b {
-            Some(b) if b.track_op() => Some(channel_sum(&grad)?.reshape(b.shape())?),
-            _ => None,
-        };
+        let gb = bias_grad(b, &grad)?;
         Ok((gx, gw, gb))
     }
 }
@@ -155,17 +152,7 @@ impl CustomOp3 for TransposeOp {
         if !self.bias || l3.shape().elem_count() != c {
             candle_core::bail!("transposed conv kernel: bias {:?} for {c} channels", l3.dims())
         }
-        let storage = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let (x, w, b) = (contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?);
-                CpuStorage::F32(self.forward::<f32>(x, w, b, d, c)?)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let (x, w, b) = (contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?);
-                CpuStorage::F64(self.forward::<f64>(x, w, b, d, c)?)
-            }
-            _ => candle_core::bail!("transposed conv kernel: f32 or f64 operands expected"),
-        };
+        let storage = dispatch3!(s1, l1, s2, l2, s3, l3, |x, w, b| self.forward(x, w, b, d, c)?);
         Ok((storage, shape))
     }
 

@@ -34,7 +34,6 @@ mod geometry;
 pub mod init;
 pub mod lrn;
 pub mod pool;
-mod simd;
 pub mod transpose;
 
 pub use batch_norm::BatchNorm;

@@ -65,32 +65,6 @@ impl Elem for f64 {
     }
 }
 
-/// The widest vector instruction set the gate passes are compiled for, detected once (the
-/// standard library caches the answer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Simd {
-    /// AVX-512 (F, VL) with FMA: 16 f32 lanes.
-    Avx512,
-    /// AVX2 with FMA: 8 f32 lanes.
-    Avx2,
-    /// Whatever the build targets (SSE2 on x86-64).
-    Baseline,
-}
-
-pub(crate) fn simd() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        if avx2 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
-            return Simd::Avx512;
-        }
-        if avx2 {
-            return Simd::Avx2;
-        }
-    }
-    Simd::Baseline
-}
-
 #[cfg(test)]
 mod tests {
     use super::{exp_f32, Elem};

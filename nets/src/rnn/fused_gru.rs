@@ -19,7 +19,8 @@
 //! exactly-`H`-long slice, so the loops vectorise (compiled for AVX-512 or AVX2, with FMA,
 //! when the CPU has them).
 
-use super::fast_math::{simd, Elem, Simd};
+use super::fast_math::Elem;
+use crate::simd::{simd, Simd};
 
 /// One forward step for `n` rows: `xg` `(n, 3H)` holds `x W_ih^T` on entry and the gates
 /// r, z, n on exit; `p` `(n, 3H)` holds `h_prev W_hh^T` on entry, and its n-block becomes `q`;

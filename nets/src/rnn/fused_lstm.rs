@@ -17,7 +17,8 @@
 //! knows they do not alias, drops the bounds checks and vectorises them (compiled for AVX-512
 //! or AVX2, with FMA, when the CPU has them).
 
-use super::fast_math::{simd, Elem, Simd};
+use super::fast_math::Elem;
+use crate::simd::{simd, Simd};
 
 /// One forward step for `n` rows: `z` `(n, 4H)` holds the pre-activations without bias on
 /// entry and the activated gates (i, f, g, o) on exit; `c_prev` `(n, H)` is the previous cell
