@@ -167,10 +167,10 @@ fn train_cartpole(agent: &str, seed: u64, steps: u64, pairs: &[&str]) -> f64 {
     summary.eval.mean_return
 }
 
-/// A random policy averages about 22 on CartPole-v1; 100 is clearly learned. Measured with this
-/// budget (25k steps, greedy mean of 10 episodes) on the host learner: seeds 0..4 gave 136.3,
-/// 151.7, 69.2, 128.6, 114.6 (candle's autograd, before the host learner: 178.3, 141.6, 129.7,
-/// 178.3); the test runs seeds 0 and 1.
+/// A random policy averages about 22 on CartPole-v1; 100 is clearly learned. With this budget
+/// (25k steps, greedy mean of 10 episodes) single seeds scatter widely, so the test takes the
+/// median of ten. Measured on the host learner over seeds 0..40: median 154, 33 of 40 seeds at
+/// 100 or more, 3 below 50 (without the random warm-up: median 156, 36 and 2).
 #[test]
 fn dqn_learns_cartpole_with_a_small_budget() {
     let pairs = [
@@ -184,14 +184,15 @@ fn dqn_learns_cartpole_with_a_small_budget() {
         "learning_starts=1000",
         "buffer_size=25000",
     ];
-    for seed in [0, 1] {
-        let mean = train_cartpole("dqn", seed, 25_000, &pairs);
-        assert!(mean >= 100.0, "seed {seed}: greedy mean {mean}");
-    }
+    let mut means: Vec<f64> =
+        (0..10).map(|seed| train_cartpole("dqn", seed, 25_000, &pairs)).collect();
+    means.sort_by(f64::total_cmp);
+    let median = (means[4] + means[5]) / 2.0;
+    assert!(median >= 100.0, "median greedy mean {median} over seeds 0..10: {means:?}");
 }
 
-/// Rainbow with every switch on. Measured with this budget on the host learner: seed 0 251.2,
-/// seed 1 149.1 (candle's autograd: 194.0, 168.5).
+/// Rainbow with every switch on. Measured with this budget on the host learner, seeds 0..12:
+/// 172, 394, 200, 308, 201, 344, 296, 403, 206, 323, 312, 389; the test runs seed 0.
 #[test]
 fn rainbow_learns_cartpole_with_a_small_budget() {
     let pairs = [
@@ -273,6 +274,44 @@ fn resume_continues_bit_for_bit() {
         assert!(!end.is_empty());
         assert_eq!(end, resumed_end, "{agent}: the resumed run ends elsewhere");
     }
+}
+
+/// SB3's warm-up: uniformly random actions for the first `learning_starts` steps even with
+/// epsilon 0 (or noisy nets), then the policy; without it, epsilon 0 is greedy from step 0.
+#[test]
+fn random_warmup_acts_uniformly_until_learning_starts() {
+    let obs = [0.01f32, -0.02, 0.03, 0.04];
+    let count = |pairs: &[&str]| {
+        let mut agent = build("dqn", "CartPole-v1", 3, pairs).unwrap();
+        let mut action = deeprl_agents::ActionBuf::Discrete(0);
+        let mut ones = [0usize; 2];
+        for k in 0..400 {
+            agent.act(&obs, &mut action).unwrap();
+            let a = match action.as_ref() {
+                deeprl_envs::ActionRef::Discrete(a) => a,
+                other => panic!("{other:?}"),
+            };
+            ones[usize::from(k >= 200)] += a;
+            let t = deeprl_agents::Transition {
+                obs: &obs,
+                action: action.as_ref(),
+                reward: 1.0,
+                next_obs: &obs,
+                terminated: false,
+                truncated: false,
+            };
+            agent.observe(&t).unwrap();
+        }
+        ones
+    };
+    let greedy = ["exploration_initial_eps=0", "exploration_final_eps=0", "learning_starts=200"];
+    let [warm, after] = count(&[&greedy[..], &["train_freq=100000"]].concat());
+    assert!((70..=130).contains(&warm), "{warm} of 200 warm-up actions were 1");
+    assert!(after == 0 || after == 200, "greedy after the warm-up: {after}");
+    let [cold, _] = count(&[&greedy[..], &["random_warmup=false", "train_freq=100000"]].concat());
+    assert!(cold == 0 || cold == 200, "greedy from step 0 without the warm-up: {cold}");
+    let [warm, _] = count(&["noisy=true", "learning_starts=200", "train_freq=100000"]);
+    assert!((70..=130).contains(&warm), "noisy nets: {warm} of 200 warm-up actions were 1");
 }
 
 #[test]

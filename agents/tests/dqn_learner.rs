@@ -67,6 +67,7 @@ fn agent_on(env_id: &str, pairs: &[&str], learner: &str) -> Dqn {
         "batch_size=16",
         "buffer_size=1000",
         "learning_starts=1000000",
+        "random_warmup=false",
         "adam_eps=0.1",
         "v_min=-5",
         "v_max=5",

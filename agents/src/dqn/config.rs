@@ -100,6 +100,12 @@ pub struct DqnConfig {
     pub buffer_size: usize,
     /// Env steps before any gradient step (SB3: 100).
     pub learning_starts: u64,
+    /// Act uniformly at random for the first `learning_starts` steps, whatever epsilon or the
+    /// noisy layers would do (true): SB3's off-policy warm-up
+    /// (`OffPolicyAlgorithm._sample_action`), MinAtar's DQN before its replay start and
+    /// Dopamine's before `min_replay_history`. CleanRL's `dqn.py` has no such phase (false
+    /// in its preset).
+    pub random_warmup: bool,
     /// Experiences per gradient step (SB3: 32).
     pub batch_size: usize,
     /// Env steps between two training phases (SB3: 4).
@@ -180,6 +186,7 @@ impl Default for DqnConfig {
             gamma: 0.99,
             buffer_size: 1_000_000,
             learning_starts: 100,
+            random_warmup: true,
             batch_size: 32,
             train_freq: 4,
             gradient_steps: 1,

@@ -23,10 +23,15 @@ impl Agent for Dqn {
         self.name
     }
 
-    /// Epsilon-greedy on the host copy (epsilon from the linear schedule), or, with noisy
-    /// nets, greedy on the noisy host copy with fresh noise.
+    /// Uniformly random during the warm-up (`random_warmup`, the first `learning_starts`
+    /// steps); then epsilon-greedy on the host copy (epsilon from the linear schedule), or,
+    /// with noisy nets, greedy on the noisy host copy with fresh noise.
     fn act(&mut self, obs: &[f32], action: &mut ActionBuf) -> Result<()> {
         self.check_obs(obs)?;
+        if self.config.random_warmup && self.counters.steps < self.config.learning_starts {
+            action.set_discrete(self.explore_rng.random_range(0..self.n_actions));
+            return Ok(());
+        }
         encode(obs, self.one_hot, &mut self.obs_buf)?;
         if self.config.noisy {
             self.host.resample_noise(&mut self.explore_rng);
