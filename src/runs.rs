@@ -14,6 +14,9 @@ type Result<T> = std::result::Result<T, AgentError>;
 
 /// The file name of a run's checkpoint inside its directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// The agent at its best evaluation (highest mean return), written by `deeprl train`; load it
+/// with `deeprl eval --checkpoint RUN_DIR/best.safetensors`.
+pub const BEST_FILE: &str = "best.safetensors";
 
 /// An env id, an agent name, a seed and the resolved config of a run.
 #[derive(Debug, Clone, PartialEq)]

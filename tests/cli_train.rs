@@ -151,6 +151,61 @@ fn train_eval_record_plot_with_the_random_agent() {
     std::fs::remove_dir_all(&logdir).unwrap();
 }
 
+/// The best evaluation's weights are kept in `best.safetensors` (SB3's EvalCallback best
+/// model): the summary names its step and return, which is the highest evaluation logged, and
+/// evaluating that file with the run's seed and episode count reproduces the return.
+#[test]
+fn the_best_evaluation_is_kept_and_reproducible() {
+    let logdir = temp_dir("best");
+    let summary = train_json(&[
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--agent",
+        "dqn",
+        "--steps",
+        "4000",
+        "--seed",
+        "2",
+        "--set",
+        "eval_every=1000",
+        "--set",
+        "eval_episodes=5",
+        "--logdir",
+        logdir.to_str().unwrap(),
+        "--json",
+    ]);
+    let run_dir = PathBuf::from(summary["run_dir"].as_str().unwrap());
+    let best = summary["best_eval_mean_return"].as_f64().expect("best_eval_mean_return");
+    let step = summary["best_eval_step"].as_u64().expect("best_eval_step");
+    let csv = std::fs::read_to_string(run_dir.join("scalars.csv")).unwrap();
+    let evals: Vec<(u64, f64)> = csv
+        .lines()
+        .filter_map(|l| l.strip_prefix("eval/mean_return,"))
+        .map(|l| {
+            let (s, v) = l.split_once(',').unwrap();
+            (s.parse().unwrap(), v.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(evals.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1000, 2000, 3000, 4000]);
+    let first_max = evals.iter().fold(evals[0], |m, &e| if e.1 > m.1 { e } else { m });
+    assert_eq!((step, best), first_max, "{evals:?}");
+    assert!(best >= summary["eval_mean_return"].as_f64().unwrap());
+    let file = run_dir.join("best.safetensors");
+    let (ok, stdout, stderr) = deeprl(&[
+        "eval",
+        "--checkpoint",
+        file.to_str().unwrap(),
+        "--episodes",
+        "5",
+        "--seed",
+        "2",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(json_line(&stdout)["eval_mean_return"].as_f64().unwrap(), best);
+}
+
 fn fails_with(args: &[&str], needles: &[&str]) {
     let (ok, stdout, stderr) = deeprl(args);
     assert!(!ok, "{args:?} should fail:\n{stdout}");

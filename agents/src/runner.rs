@@ -4,6 +4,12 @@
 //! checkpoint every `checkpoint_every` steps, and stop at the step or episode budget or once
 //! an evaluation reaches `target_return`.
 //!
+//! **Best evaluation.** The runner remembers the evaluation with the highest mean return and
+//! calls the hook set by [`Runner::set_best_hook`] whenever one beats every earlier one (the
+//! CLI writes the agent to `best.safetensors` there, as SB3's `EvalCallback` keeps
+//! `best_model.zip`): value-based agents on CartPole often solve the task mid-run and lose
+//! it again, and the best evaluated weights are the ones a user wants to keep.
+//!
 //! **Exact resume.** Training episode `k` starts from `reset(episode_seed(seed, 0, k))`, so
 //! the env's state is a function of the episode's seed and the actions taken since. A
 //! checkpoint stores the agent, the counters and those actions; resuming replays the actions
@@ -90,6 +96,9 @@ struct Progress {
     episode_actions: Vec<f32>,
     recent_returns: VecDeque<f64>,
     last_eval: Option<EvalResult>,
+    /// The evaluation with the highest mean return so far and the step it was made at.
+    #[serde(default)]
+    best_eval: Option<(u64, EvalResult)>,
     wall_s: f64,
     /// Sum and count of the losses since they were last logged, and the last learning rate.
     loss_sum: f64,
@@ -117,7 +126,13 @@ pub struct Summary {
     pub eval: EvalResult,
     /// True when an evaluation reached `target_return`.
     pub reached_target: bool,
+    /// The evaluation with the highest mean return (periodic ones and the final one) and the
+    /// step it was made at.
+    pub best_eval: Option<(u64, EvalResult)>,
 }
+
+/// Called with the runner after an evaluation that beats every earlier one of the run.
+pub type BestHook = Box<dyn FnMut(&Runner) -> Result<()>>;
 
 /// A training run: the env, a separate evaluation env, the agent and the counters.
 pub struct Runner {
@@ -131,6 +146,7 @@ pub struct Runner {
     obs: Vec<f32>,
     next_obs: Vec<f32>,
     action: ActionBuf,
+    on_best: Option<BestHook>,
 }
 
 const PROGRESS_KEY: &str = "runner.progress";
@@ -164,7 +180,19 @@ impl Runner {
         env.reset_into(Some(episode_seed(seed, 0, progress.episode)), &mut obs)?;
         let action = ActionBuf::for_space(&env.action_space());
         let next_obs = obs.clone();
-        Ok(Runner { env, eval_env, agent, config, seed, success, progress, obs, next_obs, action })
+        Ok(Runner {
+            env,
+            eval_env,
+            agent,
+            config,
+            seed,
+            success,
+            progress,
+            obs,
+            next_obs,
+            action,
+            on_best: None,
+        })
     }
 
     /// A run continued from `state` (written by [`save`](Self::save)): the agent is loaded,
@@ -241,6 +269,17 @@ impl Runner {
         &self.config
     }
 
+    /// Sets the hook called after every evaluation whose mean return beats all earlier ones
+    /// of the run (write [`save`](Self::save)'s state there to keep the best weights).
+    pub fn set_best_hook(&mut self, hook: BestHook) {
+        self.on_best = Some(hook);
+    }
+
+    /// The evaluation with the highest mean return so far and the step it was made at.
+    pub fn best_eval(&self) -> Option<(u64, EvalResult)> {
+        self.progress.best_eval
+    }
+
     /// Changes the step budget (e.g. when a resumed run is given more steps).
     pub fn set_steps(&mut self, steps: u64) {
         self.config.steps = steps;
@@ -264,6 +303,15 @@ impl Runner {
             logger.scalar(tags::EVAL_SUCCESS_RATE, step, rate)?;
         }
         self.progress.last_eval = Some(result);
+        let best = self.progress.best_eval.map_or(f64::NEG_INFINITY, |(_, e)| e.mean_return);
+        if result.mean_return > best {
+            self.progress.best_eval = Some((step, result));
+            if let Some(mut hook) = self.on_best.take() {
+                let written = hook(self);
+                self.on_best = Some(hook);
+                written?;
+            }
+        }
         Ok(result)
     }
 
@@ -391,6 +439,7 @@ impl Runner {
             wall_s: self.progress.wall_s,
             eval,
             reached_target,
+            best_eval: self.progress.best_eval,
         })
     }
 }

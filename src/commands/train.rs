@@ -125,6 +125,15 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         r.save(&mut state)?;
         state.write(&checkpoint_path)
     };
+    // The best evaluated weights, beside the checkpoint (SB3's EvalCallback best model).
+    let best_path = dir.join(runs::BEST_FILE);
+    let best_spec = spec.clone();
+    runner.set_best_hook(Box::new(move |r| {
+        let mut state = AgentState::new();
+        best_spec.put(&mut state)?;
+        r.save(&mut state)?;
+        state.write(&best_path)
+    }));
     let mut progress =
         ProgressLine::new(runner.config().steps, runner.step(), args.quiet || args.json);
     let summary = runner.run(&mut logger, &mut checkpoint, &mut |s| progress.update(s))?;
@@ -158,6 +167,10 @@ fn summary_json(spec: &RunSpec, s: &Summary, dir: &Path) -> serde_json::Value {
     if let Some(rate) = s.eval.success_rate {
         json["success_rate"] = rate.into();
     }
+    if let Some((step, best)) = s.best_eval {
+        json["best_eval_step"] = step.into();
+        json["best_eval_mean_return"] = best.mean_return.into();
+    }
     json
 }
 
@@ -173,5 +186,12 @@ fn print_summary(s: &Summary, dir: &Path) {
         s.eval.std_return,
         s.eval.success_rate.map(|r| format!(", success rate {r:.2}")).unwrap_or_default()
     );
+    if let Some((step, best)) = s.best_eval {
+        println!(
+            "best evaluation: return {:.2} at step {step} ({})",
+            best.mean_return,
+            dir.join(runs::BEST_FILE).display()
+        );
+    }
     println!("run directory: {}  (tensorboard --logdir {})", dir.display(), dir.display());
 }
