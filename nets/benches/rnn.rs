@@ -5,10 +5,17 @@
 //! `RAYON_NUM_THREADS=1 taskset -c 0 cargo bench -p deeprl-nets --bench rnn -- fused`.
 //! The PyTorch twin (`torch.set_num_threads(1)`, `nn.LSTM(32, 128)` / `nn.GRU(32, 128)` on a
 //! `(50, 32, 32)` input, `(out * U).sum().backward()`) is `nets/benches/torch/rnn.py`.
+//!
+//! With `RNN_STEPS=lstm:200` (or `gru:200`) the binary instead runs that many fused forward +
+//! backward steps in a plain loop (after 10 warm-up steps) and prints the wall time, the CPU
+//! time and the minor page faults per step (from `/proc/self/stat`), the figures the twin
+//! prints with `cpu` as its third argument; for `perf stat` / `perf record` too.
+
+use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use deeprl_nets::rnn::{Rnn, RnnConfig};
 
 const T: usize = 50;
@@ -16,15 +23,29 @@ const N: usize = 32;
 const INPUT: usize = 32;
 const HIDDEN: usize = 128;
 
-fn recurrent(c: &mut Criterion) {
+/// The bench's input, loss weights and layer of `kind` (`"lstm"` or `"gru"`), seed 0.
+fn setup(kind: &str) -> (Var, Tensor, Rnn) {
     let dev = Device::Cpu;
     let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (T, N, INPUT), &dev).unwrap()).unwrap();
     let u = Tensor::randn(0f32, 1.0, (T, N, HIDDEN), &dev).unwrap();
-    for (kind, config) in
-        [("lstm", RnnConfig::lstm(INPUT, HIDDEN)), ("gru", RnnConfig::gru(INPUT, HIDDEN))]
-    {
-        let vm = VarMap::new();
-        let rnn = Rnn::seeded(config, &vm, kind, DType::F32, &dev, 0).unwrap();
+    let config = match kind {
+        "lstm" => RnnConfig::lstm(INPUT, HIDDEN),
+        "gru" => RnnConfig::gru(INPUT, HIDDEN),
+        other => panic!("unknown layer {other:?}: lstm or gru"),
+    };
+    let vm = VarMap::new();
+    let rnn = Rnn::seeded(config, &vm, kind, DType::F32, &dev, 0).unwrap();
+    (x, u, rnn)
+}
+
+fn forward_backward(rnn: &Rnn, x: &Var, u: &Tensor) -> candle_core::backprop::GradStore {
+    let out = rnn.forward(x.as_tensor(), None).unwrap().output;
+    (out * u).unwrap().sum_all().unwrap().backward().unwrap()
+}
+
+fn recurrent(c: &mut Criterion) {
+    for kind in ["lstm", "gru"] {
+        let (x, u, rnn) = setup(kind);
         for (name, fused) in [("fused", true), ("generic", false)] {
             bench_layer(
                 c,
@@ -43,11 +64,43 @@ fn bench_layer(c: &mut Criterion, group: &str, name: &str, rnn: &Rnn, x: &Var, u
         b.iter(|| rnn.forward(x.as_tensor(), None).unwrap().output)
     });
     c.bench_function(&format!("{group}/forward_backward/{name}"), |b| {
-        b.iter(|| {
-            let out = rnn.forward(x.as_tensor(), None).unwrap().output;
-            (out * u).unwrap().sum_all().unwrap().backward().unwrap()
-        })
+        b.iter(|| forward_backward(rnn, x, u))
     });
+}
+
+/// (CPU seconds, minor page faults) of this process so far, from `/proc/self/stat`.
+fn cpu_and_faults() -> (f64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which ends with the last ')'): state is field 3, so
+    // minflt (10), utime (14) and stime (15) are at indices 7, 11 and 12 of the rest.
+    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let field = |i: usize| rest[i].parse::<u64>().unwrap();
+    // Linux reports times in USER_HZ, which is 100 on every architecture it runs on.
+    ((field(11) + field(12)) as f64 / 100.0, field(7))
+}
+
+/// The `RNN_STEPS=kind:steps` mode (see the module documentation).
+fn plain_loop(spec: &str) {
+    let (kind, steps) = spec.split_once(':').expect("RNN_STEPS=lstm:200 or gru:200");
+    let steps: usize = steps.parse().expect("RNN_STEPS: a number of steps after ':'");
+    let (x, u, rnn) = setup(kind);
+    for _ in 0..10 {
+        forward_backward(&rnn, &x, &u);
+    }
+    let (cpu0, faults0) = cpu_and_faults();
+    let start = Instant::now();
+    for _ in 0..steps {
+        forward_backward(&rnn, &x, &u);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let (cpu1, faults1) = cpu_and_faults();
+    let per = |v: f64| v / steps as f64;
+    println!(
+        "{kind} forward_backward: wall {:.3} ms  cpu {:.3} ms  minor faults {:.0} per step",
+        per(wall) * 1e3,
+        per(cpu1 - cpu0) * 1e3,
+        per((faults1 - faults0) as f64)
+    );
 }
 
 criterion_group! {
@@ -55,4 +108,13 @@ criterion_group! {
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(4));
     targets = recurrent
 }
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("RNN_STEPS") {
+        Ok(spec) => plain_loop(&spec),
+        Err(_) => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}

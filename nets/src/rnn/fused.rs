@@ -4,10 +4,12 @@
 //!
 //! Forward, for `x` `(T, N, F)` and gate width `G*H` (4H for the LSTM, 3H for the GRU):
 //!
-//! 1. the input projection of every step at once, `X = x W_ih^T` `(T*N, G*H)`: one GEMM;
-//! 2. per step, one GEMM with the recurrent weight, `h_prev W_hh^T` `(N, G*H)` (added into
-//!    `X_t` for the LSTM, into its own buffer for the GRU, whose reset gate multiplies it), its
-//!    right operand `W_hh^T` transposed once per call so that it is read with unit stride;
+//! 1. LSTM: per step, one GEMM `[x_t | h_prev] [W_ih^T; W_hh^T]` `(N, G*H)`, the input and
+//!    recurrent projections in one pass written straight into the step's gates (its two left
+//!    blocks read where they lie, its right operand packed once per call);
+//! 2. GRU, whose reset gate multiplies the recurrent projection alone: the input projection
+//!    of every step at once, `X = x W_ih^T` `(T*N, G*H)`, one GEMM, then per step one GEMM
+//!    `h_prev W_hh^T` into its own buffer, `W_hh^T` packed once per call;
 //! 3. per step, the gate pass ([`super::fused_lstm`], [`super::fused_gru`]), which adds the
 //!    biases, activates the gates in place and writes the states straight into the result.
 //!
@@ -15,7 +17,7 @@
 //! step (the gate pass also sums the bias gradients), then forms the rest with one GEMM each
 //! over all `T*N` rows: `dW_ih = dX^T x`, `dx = dX W_ih` (skipped when `x` needs no gradient),
 //! `dW_hh = dP^T h_prev` (the previous states are the outputs shifted by one step, plus
-//! `h0`: two GEMMs, no copy).
+//! `h0`, gathered into one operand).
 //!
 //! A candle custom op has at most three arguments: `x`, `W_hh` (the largest parameter, so
 //! that its gradient reaches the variable in one step), and the rest flattened into one
@@ -23,8 +25,10 @@
 //! gradient comes back as contiguous slices. The LSTM's final cell state is a second, tiny
 //! op on the outputs ([`FinalCell`]) rather than part of the result, which would have to be
 //! narrowed (a full-size copy in candle's backward).
-//! The GEMMs are [`crate::matmul::matmul`] on one thread. Other devices, dtypes, peephole
-//! LSTMs and masked sequences take the generic path in [`super::stack`].
+//! The GEMMs run on one thread through [`super::packed_gemm`]: each right operand is packed
+//! once (for the per-step products, once for all steps) for a register-blocked AVX-512
+//! kernel in f32, or kept row-major for [`crate::matmul::matmul`] elsewhere. Other devices,
+//! dtypes, peephole LSTMs and masked sequences take the generic path in [`super::stack`].
 
 use std::sync::{Arc, Mutex};
 
@@ -34,9 +38,9 @@ use candle_core::{
 };
 
 use super::cell::CellParams;
+use super::packed_gemm::{GemmElem, Lhs, Rhs};
 use super::scratch::{self, Pooled};
 use super::{fused_gru, fused_lstm};
-use crate::matmul::matmul;
 
 /// The recurrences the fused path runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,21 +175,6 @@ fn cur_and_prev<F>(buf: &mut [F], len: usize, cur: usize, prev: usize) -> (&mut 
     }
 }
 
-/// `dst` `(cols, rows)` = `src` `(rows, cols)` transposed, row-major, in 16 x 16 tiles so
-/// that both sides stay in cache.
-fn transpose<F: Copy>(src: &[F], rows: usize, cols: usize, dst: &mut [F]) {
-    const TILE: usize = 16;
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                for c in c0..(c0 + TILE).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
-            }
-        }
-    }
-}
-
 /// What the op shares with [`FinalCell`]: the saved activations, and the gradient of `c_n`
 /// that [`FinalCell`]'s backward leaves for the op's backward.
 #[derive(Debug, Default)]
@@ -280,6 +269,14 @@ impl FusedSequence {
     /// Checks the shapes of the second and third arguments against `d`.
     fn check(&self, d: &Dims, w_hh: &Shape, rest: &Shape) -> Result<()> {
         let name = self.cell.name();
+        if d.t == 0 || d.n == 0 {
+            candle_core::bail!(
+                "{name}: input ({}, {}, {}) has no step or no sequence",
+                d.t,
+                d.n,
+                d.f
+            )
+        }
         let gh = self.cell.gates() * d.h;
         if w_hh.dims() != [gh, d.h] {
             candle_core::bail!("{name}: weight_hh {w_hh:?}, expected ({gh}, {})", d.h)
@@ -293,17 +290,33 @@ impl FusedSequence {
         Ok(())
     }
 
-    fn forward<F: SavedElem>(&self, x: &[F], p: &Params<'_, F>, d: &Dims) -> Result<Vec<F>> {
+    fn forward<F: SavedElem + GemmElem>(
+        &self,
+        x: &[F],
+        p: &Params<'_, F>,
+        d: &Dims,
+    ) -> Result<Vec<F>> {
         let (t, n, h) = (d.t, d.n, d.h);
         let (nh, gh) = (n * h, self.cell.gates() * h);
+        let lstm = self.cell == FusedCell::Lstm;
         let mut gates = scratch::take(t * n * gh);
-        matmul((t * n, gh, d.f), &mut gates, false, x, false, p.w_ih, true);
-        // W_hh^T `(H, G*H)` row-major, so that the per-step GEMM reads it with unit stride.
-        let mut w_t = scratch::take(h * gh);
-        transpose(p.w_hh, gh, h, &mut w_t);
+        // The right operands, packed once: for the LSTM `[W_ih^T; W_hh^T]` `(F + H, G*H)`,
+        // for the per-step products `[x_t | h_prev] [W_ih^T; W_hh^T]` (input and recurrent
+        // projections in one pass, written straight into the step's gates); for the GRU,
+        // whose reset gate multiplies the recurrent projection alone, `W_ih^T` for the input
+        // projection of all steps at once and `W_hh^T` for the per-step products.
+        let (f, w_ih) = (d.f, p.w_ih);
+        let mut w = Rhs::new(if lstm { f + h } else { h }, gh);
+        w.fill((if lstm { f } else { 0 }, h), (0, gh), p.w_hh, 1, h);
+        if lstm {
+            w.fill((0, f), (0, gh), w_ih, 1, f);
+        } else {
+            let mut w_ih_t = Rhs::new(f, gh);
+            w_ih_t.fill((0, f), (0, gh), w_ih, 1, f);
+            w_ih_t.mul(t * n, Lhs::RowMajor(x), &mut gates, false);
+        }
         let mut out = vec![F::zero(); t * nh];
         let (h0, c0) = p.state0.split_at(nh);
-        let lstm = self.cell == FusedCell::Lstm;
         let mut second = scratch::take(t * n * if lstm { h } else { gh });
         // The LSTM adds `b_ih + b_hh` once; without biases both are zeros.
         let zeros = if d.bias { Vec::new() } else { vec![F::zero(); gh] };
@@ -324,17 +337,18 @@ impl FusedSequence {
                         None => (&mut second[ti * nh..][..nh], c0),
                         Some(tp) => cur_and_prev(&mut second, nh, ti, tp),
                     };
-                    matmul((n, gh, h), g_t, true, h_prev, false, &w_t, false);
+                    let x_t = &x[ti * n * f..][..n * f];
+                    w.mul(n, Lhs::Split(x_t, f, h_prev), g_t, false);
                     fused_lstm::forward_step(g_t, &lstm_bias, c_prev, c_t, out_t, h);
                 }
                 FusedCell::Gru => {
                     let p_t = &mut second[ti * n * gh..][..n * gh];
-                    matmul((n, gh, h), p_t, false, h_prev, false, &w_t, false);
+                    w.mul(n, Lhs::RowMajor(h_prev), p_t, false);
                     fused_gru::forward_step(g_t, p_t, b_ih, b_hh, h_prev, out_t, h);
                 }
             }
         }
-        scratch::give(w_t);
+        drop(w);
         *self.shared.saved.lock().map_err(poisoned)? = Some(F::wrap(Saved { gates, second }));
         Ok(out)
     }
@@ -342,7 +356,7 @@ impl FusedSequence {
     /// Returns the gradients of the three arguments `(dx, dW_hh, d rest)`; `dx` only with
     /// `need_dx`. `dc_n` is the gradient of the LSTM's final cell state (none: zero).
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    fn backward<F: SavedElem>(
+    fn backward<F: SavedElem + GemmElem>(
         &self,
         x: &[F],
         p: &Params<'_, F>,
@@ -371,6 +385,9 @@ impl FusedSequence {
             (true, Some(g)) => g.to_vec(),
             (true, None) => vec![F::zero(); nh],
         };
+        // W_hh `(G*H, H)` for the per-step products dh_prev = dP_t W_hh.
+        let mut w_hh = Rhs::new(gh, h);
+        w_hh.fill((0, gh), (0, h), p.w_hh, h, 1);
         for step in (0..t).rev() {
             let ti = self.order(t, step);
             let prev = (step > 0).then(|| self.order(t, step - 1));
@@ -384,14 +401,14 @@ impl FusedSequence {
                 fused_lstm::backward_step(
                     g_t, c_t, c_prev, dout, &dh, &mut dc, dx_t, &mut db_ih, h,
                 );
-                matmul((n, h, gh), &mut dh, false, dx_t, false, p.w_hh, false);
+                w_hh.mul(n, Lhs::RowMajor(dx_t), &mut dh, false);
             } else {
                 let p_t = &saved.second[ti * n * gh..][..n * gh];
                 let dp_t = &mut dp_gru[ti * n * gh..][..n * gh];
                 fused_gru::backward_step(
                     g_t, p_t, h_prev, dout, &mut dh, dx_t, dp_t, &mut db_ih, &mut db_hh, h,
                 );
-                matmul((n, h, gh), &mut dh, true, dp_t, false, p.w_hh, false);
+                w_hh.mul(n, Lhs::RowMajor(dp_t), &mut dh, true);
             }
         }
         let dp = if lstm { &dx_proj } else { &dp_gru };
@@ -400,20 +417,28 @@ impl FusedSequence {
         let mut drest = vec![F::zero(); self.rest_len(d)];
         let (dw_ih, rest) = drest.split_at_mut(lw);
         let (db, dstate) = rest.split_at_mut(2 * lb);
-        matmul((gh, d.f, t * n), dw_ih, false, &dx_proj, true, x, false);
-        // dW_hh = sum_t dP_t^T h_prev(t): the steps after the first read the outputs shifted
-        // by one step, the first reads h0.
-        let first = self.order(t, 0);
-        if t > 1 {
-            let rows = (t - 1) * n;
-            let (dp_rest, h_rest) = if self.reverse {
-                (&dp[..rows * gh], &res[nh..t * nh])
-            } else {
-                (&dp[n * gh..t * n * gh], &res[..rows * h])
-            };
-            matmul((gh, h, rows), &mut dw_hh, false, dp_rest, true, h_rest, false);
+        drop(w_hh);
+        // dW_ih = dX^T x.
+        let mut xs = Rhs::new(t * n, d.f);
+        xs.fill((0, t * n), (0, d.f), x, d.f, 1);
+        xs.mul(gh, Lhs::Transposed(&dx_proj), dw_ih, false);
+        drop(xs);
+        // dW_hh = dP^T h_prev, where h_prev at time index ti is the output one step earlier
+        // in processing order, or h0 for the first step: the outputs shifted by one step.
+        // (One product [dW_ih | dW_hh] = dX^T [x | h_prev] for the LSTM was measured slower
+        // in the benchmark: its buffers changed how glibc's heap grows and shrinks around the
+        // loss's tensors, 2-3x the page faults per step.)
+        let mut h_prev = Rhs::new(t * n, h);
+        let rows = (t - 1) * n;
+        if self.reverse {
+            h_prev.fill((0, rows), (0, h), &res[nh..t * nh], h, 1);
+            h_prev.fill((rows, n), (0, h), h0, h, 1);
+        } else {
+            h_prev.fill((0, n), (0, h), h0, h, 1);
+            h_prev.fill((n, rows), (0, h), &res[..rows * h], h, 1);
         }
-        matmul((gh, h, n), &mut dw_hh, t > 1, &dp[first * n * gh..][..n * gh], true, h0, false);
+        h_prev.mul(gh, Lhs::Transposed(dp), &mut dw_hh, false);
+        drop(h_prev);
         if d.bias {
             let (dbi, dbh) = db.split_at_mut(lb);
             dbi.copy_from_slice(&db_ih);
@@ -421,7 +446,9 @@ impl FusedSequence {
         }
         let dx = need_dx.then(|| {
             let mut dx = vec![F::zero(); t * n * d.f];
-            matmul((t * n, d.f, gh), &mut dx, false, &dx_proj, false, p.w_ih, false);
+            let mut w_ih = Rhs::new(gh, d.f);
+            w_ih.fill((0, gh), (0, d.f), p.w_ih, d.f, 1);
+            w_ih.mul(t * n, Lhs::RowMajor(&dx_proj), &mut dx, false);
             dx
         });
         scratch::give(dx_proj);

@@ -11,8 +11,9 @@
 //!
 //! On CPU (f32, f64), each layer and direction of an LSTM without peepholes, or of a GRU, runs
 //! without masks in one fused operation ([`fused`], gate passes in [`fused_lstm`] and
-//! [`fused_gru`]) with an explicit backward pass; everywhere else (other devices, peepholes,
-//! masks, the simple RNN) the recurrence is composed from candle's differentiable ops.
+//! [`fused_gru`], matrix products in `packed_gemm`) with an explicit backward pass;
+//! everywhere else (other devices, peepholes, masks, the simple RNN) the recurrence is
+//! composed from candle's differentiable ops.
 //! Errors are [`LayerError`]s naming the layer and the expected and actual shapes.
 
 pub mod cell;
@@ -26,6 +27,7 @@ mod fused_tests;
 mod gru;
 pub mod init;
 mod lstm;
+mod packed_gemm;
 mod scratch;
 mod simple;
 pub mod stack;

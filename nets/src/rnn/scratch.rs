@@ -12,8 +12,9 @@ use std::cell::RefCell;
 use super::fast_math::Elem;
 
 /// Buffers kept per thread and element type: enough for the internal buffers of one forward
-/// and one backward call (about 15 MB for the benchmark shape in f32).
-const MAX_POOLED: usize = 6;
+/// and one backward call, including the packed matrix operands (eight buffers, about 9 MB,
+/// for the benchmark's LSTM in f32).
+const MAX_POOLED: usize = 10;
 
 /// The element types with a pool.
 pub(crate) trait Pooled: Elem {
