@@ -11,12 +11,13 @@
 //! The buffers are never differentiated (they enter evaluation detached), so an optimizer
 //! leaves them alone.
 
-use candle_core::{ModuleT, Result, Tensor, Var};
+use candle_core::{Module, ModuleT, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 
 use super::fast_batch_norm::{self, Fusion};
+use super::fast_conv_norm::{self, NormParams};
 use super::geometry::layer_error;
-use super::{fast, relu};
+use super::{check_input, fast, relu, Conv2d};
 
 /// `BatchNorm1d` (`[N, C]` or `[N, C, L]`) or `BatchNorm2d` (`[N, C, H, W]`).
 #[derive(Debug, Clone)]
@@ -131,11 +132,11 @@ impl BatchNorm {
 
 impl BatchNorm {
     /// Checks that training has more than one value per channel.
-    fn check_count(&self, x: &Tensor, count: usize) -> Result<()> {
+    fn check_count(&self, dims: &[usize], count: usize) -> Result<()> {
         if count < 2 {
             return Err(layer_error(
                 self.layer,
-                format!("training needs more than one value per channel, got shape {:?}", x.dims()),
+                format!("training needs more than one value per channel, got shape {dims:?}"),
             ));
         }
         Ok(())
@@ -163,7 +164,7 @@ impl BatchNorm {
         let dims = x.dims();
         let (n, c, l) = (dims[0], dims[1], dims[2..].iter().product::<usize>());
         let (mean, var) = if train {
-            self.check_count(x, n * l)?;
+            self.check_count(x.dims(), n * l)?;
             let (mean, var) = fast_batch_norm::batch_stats(x)?;
             let dtype = self.running_mean.dtype();
             let as_tensor = |v: &[f64]| Tensor::new(v, x.device())?.to_dtype(dtype);
@@ -188,7 +189,7 @@ impl BatchNorm {
         let (n, c, l) = x3.dims3()?;
         let (mean, var) = if train {
             let count = n * l;
-            self.check_count(x3, count)?;
+            self.check_count(x3.dims(), count)?;
             let mean = (x3.sum_keepdim(2)?.sum_keepdim(0)? / count as f64)?;
             let centred = x3.broadcast_sub(&mean)?;
             let var = (centred.sqr()?.sum_keepdim(2)?.sum_keepdim(0)? / count as f64)?;
@@ -256,6 +257,102 @@ impl BatchNorm {
             (Fusion::AddRelu, Some(r)) => relu(&(y + r)?),
             (Fusion::AddRelu, None) => Err(layer_error(self.layer, "residual missing".into())),
         }
+    }
+}
+
+/// A convolution followed by this batch norm (and its activation): on CPU (f32/f64, a
+/// convolution without bias) one fused op whose backward hands the batch norm's input
+/// gradient straight to the convolution's (`fast_conv_norm`), elsewhere the two layers in
+/// sequence. Same values and gradients either way.
+impl BatchNorm {
+    /// `bn(conv(x))`.
+    pub fn forward_conv_t(&self, conv: &Conv2d, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_conv_fusion(conv, x, train, Fusion::None, None)
+    }
+
+    /// `relu(bn(conv(x)))`.
+    pub fn forward_conv_relu_t(&self, conv: &Conv2d, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_conv_fusion(conv, x, train, Fusion::Relu, None)
+    }
+
+    /// `relu(bn(conv(x)) + residual)`, `residual` of the convolution's output shape.
+    pub fn forward_conv_add_relu_t(
+        &self,
+        conv: &Conv2d,
+        x: &Tensor,
+        residual: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        self.forward_conv_fusion(conv, x, train, Fusion::AddRelu, Some(residual))
+    }
+
+    fn forward_conv_fusion(
+        &self,
+        conv: &Conv2d,
+        x: &Tensor,
+        train: bool,
+        fusion: Fusion,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let same_dtype = |t: Option<&Tensor>| t.is_none_or(|t| t.dtype() == x.dtype());
+        let config = conv.config();
+        let fused = fast::supports(x)
+            && conv.bias().is_none()
+            && same_dtype(self.weight.as_ref())
+            && same_dtype(residual)
+            && self.ranks.contains(&4)
+            && config.out_channels == self.num_features;
+        if !fused {
+            let z = conv.forward(x)?;
+            return match (fusion, residual) {
+                (Fusion::AddRelu, Some(r)) => self.forward_add_relu_t(&z, r, train),
+                _ => self.forward_fusion(&z, train, fusion, residual),
+            };
+        }
+        let dims = check_input("Conv2d", x.dims(), 4, config.in_channels, "[N, C, H, W]")?;
+        let (rows, cols) = config.axes("Conv2d", dims[2], dims[3])?;
+        let out = [dims[0], config.out_channels, rows.out, cols.out];
+        if let Some(r) = residual.filter(|r| r.dims() != out) {
+            return Err(layer_error(
+                self.layer,
+                format!(
+                    "the residual added after the batch norm must have the convolution's output                      shape {out:?}, got {:?}",
+                    r.dims()
+                ),
+            ));
+        }
+        let count = out[0] * out[2] * out[3];
+        let running = if train {
+            self.check_count(&out, count)?;
+            None
+        } else {
+            let host = |t: &Tensor| t.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>();
+            Some((host(self.running_mean.as_tensor())?, host(self.running_var.as_tensor())?))
+        };
+        let (weight, bias) = match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) => (w.clone(), b.clone()),
+            _ => {
+                let c = self.num_features;
+                (Tensor::ones(c, x.dtype(), x.device())?, Tensor::zeros(c, x.dtype(), x.device())?)
+            }
+        };
+        let norm = NormParams { eps: self.eps, running, weight: &weight, bias: &bias };
+        let (y, stats) = fast_conv_norm::conv_norm(
+            x,
+            conv.weight(),
+            config.groups,
+            &rows,
+            &cols,
+            norm,
+            fusion,
+            residual,
+        )?;
+        if let Some((mean, var)) = stats {
+            let dtype = self.running_mean.dtype();
+            let as_tensor = |v: &[f64]| Tensor::new(v, x.device())?.to_dtype(dtype);
+            self.update_running(&as_tensor(&mean)?, &as_tensor(&var)?, count)?;
+        }
+        Ok(y)
     }
 }
 

@@ -6,8 +6,8 @@
 //! (any rank from 2, read as `[N, C, L]`; contiguous, f32 or f64) and per channel `c` over
 //! the `M = N L` values:
 //!
-//! * statistics ([`batch_stats`]): `mean`, biased `var` accumulated in f64 (two passes, so
-//!   no cancellation),
+//! * statistics ([`batch_stats`]): `mean`, biased `var` (two passes, so no cancellation; each
+//!   row of `L` values summed in `T` lanes, the rows in f64),
 //! * forward: `y = x s + t` with `s = w / sqrt(var + eps)`, `t = b - mean s`,
 //! * backward (Ioffe and Szegedy 2015, section 3), with `x^ = (x - mean) / sqrt(var + eps)`:
 //!   `db = sum(g)`, `dw = sum(g x^)`, and with batch statistics
@@ -67,10 +67,9 @@ pub(crate) fn normalize(
     fusion: Fusion,
     residual: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let inv_std = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     // The backward needs the weight's values; a host copy of C numbers.
     let weight_host = weight.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
-    let op = NormOp { mean, inv_std, weight: weight_host, batch_stats, fusion };
+    let op = NormOp::new(mean, var, eps, weight_host, batch_stats, fusion);
     let x = x.contiguous()?;
     match (fusion, residual) {
         (Fusion::AddRelu, Some(r)) => {
@@ -107,23 +106,55 @@ fn ncl(l: &Layout) -> Result<(usize, usize, usize)> {
 }
 
 /// The statistics op: `[N, C, L]` to f64 `[2, C]` (means, then biased variances).
-struct Stats;
+pub(crate) struct Stats;
 
 impl Stats {
     #[inline(always)]
-    fn run<T: WithDType>(x: &[T], (n, c, l): (usize, usize, usize)) -> Vec<f64> {
+    pub(crate) fn run<T: WithDType>(x: &[T], (n, c, l): (usize, usize, usize)) -> Vec<f64> {
         let m = (n * l) as f64;
         let mut out = vec![0.0; 2 * c];
         for ch in 0..c {
-            let rows = || (0..n).map(move |i| &x[(i * c + ch) * l..(i * c + ch + 1) * l]);
-            let sum: f64 = rows().map(|r| lane_sum(r, r, |v, _| v)).sum();
+            // Plain loops rather than iterator adaptors: an adaptor's `fold` is not inlined
+            // into the vectorised caller (`simd::vectorized`), so it would run on SSE2.
+            let row = |i: usize| &x[(i * c + ch) * l..(i * c + ch + 1) * l];
+            let mut sum = 0.0;
+            for i in 0..n {
+                sum += centred_sums(row(i), T::zero()).0;
+            }
             let mean = sum / m;
-            let sq: f64 = rows().map(|r| lane_sum(r, r, |v, _| (v - mean) * (v - mean))).sum();
+            let shift = T::from_f64(mean);
+            let mut sq = 0.0;
+            for i in 0..n {
+                sq += centred_sums(row(i), shift).1;
+            }
             out[ch] = mean;
             out[c + ch] = sq / m;
         }
         out
     }
+}
+
+/// `(sum (x - shift), sum (x - shift)^2)` over one row, in `T` lanes (see [`masked_sums`]).
+#[inline(always)]
+fn centred_sums<T: WithDType>(x: &[T], shift: T) -> (f64, f64) {
+    const LANES: usize = 16;
+    let (mut s1, mut s2) = ([T::zero(); LANES], [T::zero(); LANES]);
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for xc in chunks {
+        for j in 0..LANES {
+            let d = xc[j] - shift;
+            s1[j] += d;
+            s2[j] += d * d;
+        }
+    }
+    for (j, &xv) in rest.iter().enumerate() {
+        let d = xv - shift;
+        s1[j] += d;
+        s2[j] += d * d;
+    }
+    let total = |a: [T; LANES]| a.iter().map(|v| v.to_f64()).sum::<f64>();
+    (total(s1), total(s2))
 }
 
 /// `sum_i f(a[i], b[i])` (in f64) over two slices of one length, with eight independent
@@ -162,11 +193,17 @@ impl CustomOp1 for Stats {
         let out = match s {
             CpuStorage::F32(_) => {
                 let x = slice::<f32>(s, l)?;
-                vectorized(|| Self::run(x, d))
+                vectorized(
+                    #[inline(always)]
+                    || Self::run(x, d),
+                )
             }
             CpuStorage::F64(_) => {
                 let x = slice::<f64>(s, l)?;
-                vectorized(|| Self::run(x, d))
+                vectorized(
+                    #[inline(always)]
+                    || Self::run(x, d),
+                )
             }
             _ => candle_core::bail!("batch norm kernel: f32 or f64 input expected"),
         };
@@ -176,8 +213,8 @@ impl CustomOp1 for Stats {
 
 /// The normalisation with the statistics it was built with: `(x, weight, bias) -> y`, or
 /// with [`Fusion::AddRelu`] `(x, residual, [weight, bias]) -> y`.
-struct NormOp {
-    mean: Vec<f64>,
+pub(crate) struct NormOp {
+    pub(crate) mean: Vec<f64>,
     inv_std: Vec<f64>,
     /// The weight's values, for the backward.
     weight: Vec<f64>,
@@ -186,6 +223,20 @@ struct NormOp {
 }
 
 impl NormOp {
+    /// The normalisation with per-channel `mean` and biased `var` (from the batch when
+    /// `batch_stats`, else the running statistics), `eps`, and the weight's values.
+    pub(crate) fn new(
+        mean: Vec<f64>,
+        var: &[f64],
+        eps: f64,
+        weight: Vec<f64>,
+        batch_stats: bool,
+        fusion: Fusion,
+    ) -> Self {
+        let inv_std = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        Self { mean, inv_std, weight, batch_stats, fusion }
+    }
+
     /// `(N, C, L)`, after checking that the second and third operands (weight and bias of
     /// `c` values each, or the residual and both parameters) match `x` and the statistics.
     fn check(&self, x: &Layout, w: &Layout, b: &Layout) -> Result<(usize, usize, usize)> {
@@ -213,7 +264,7 @@ impl NormOp {
     /// `y = x s + t (+ r)`, then the ReLU of the fusion; `r` is empty unless
     /// [`Fusion::AddRelu`].
     #[inline(always)]
-    fn forward<T: WithDType>(
+    pub(crate) fn forward<T: WithDType>(
         &self,
         x: &[T],
         w: &[T],
@@ -231,39 +282,59 @@ impl NormOp {
                 (T::from_f64(s), T::from_f64(t))
             })
             .collect();
-        // Written in memory order, without zero-filling the buffer first.
+        // Written in memory order, without zero-filling the buffer first; plain loops (an
+        // iterator adaptor's `fold` would not be inlined into the vectorised caller).
         let mut y = Vec::with_capacity(x.len());
+        let out = &mut y.spare_capacity_mut()[..x.len()];
         for i in 0..n {
             for (ch, &(s, t)) in scale_shift.iter().enumerate() {
                 let at = (i * c + ch) * l;
-                let src = &x[at..at + l];
+                let (src, dst) = (&x[at..at + l], &mut out[at..at + l]);
                 match self.fusion {
-                    Fusion::None => y.extend(src.iter().map(|&v| v * s + t)),
-                    Fusion::Relu => y.extend(src.iter().map(|&v| relu(v * s + t))),
-                    Fusion::AddRelu => y.extend(
-                        src.iter().zip(&r[at..at + l]).map(|(&v, &rv)| relu(v * s + t + rv)),
-                    ),
+                    Fusion::None => {
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            d.write(v * s + t);
+                        }
+                    }
+                    Fusion::Relu => {
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            d.write(relu(v * s + t));
+                        }
+                    }
+                    Fusion::AddRelu => {
+                        for ((d, &v), &rv) in dst.iter_mut().zip(src).zip(&r[at..at + l]) {
+                            d.write(relu(v * s + t + rv));
+                        }
+                    }
                 }
             }
         }
+        // SAFETY: the loops wrote all n c l = x.len() entries.
+        unsafe { y.set_len(x.len()) };
         y
     }
 
-    /// The flat `[dx (N C L), dr (N C L, with [`Fusion::AddRelu`] only), dw (C), db (C)]`
-    /// from `x`, the output gradient `g` and, after a fused ReLU, the output `y`, whose
-    /// sign masks `g` (torch's rule: `relu'(0) = 0`); `dr`, the residual's gradient, is the
-    /// masked `g`.
+    /// The flat `[dx (N C L), dr (N C L, with `with_dr` only), dw (C), db (C)]` from `x`, the
+    /// output gradient `g` and, after a fused ReLU, the output `y`, whose sign masks `g`
+    /// (torch's rule: `relu'(0) = 0`); `dr`, the residual's gradient with
+    /// [`Fusion::AddRelu`], is the masked `g` (left out when candle does not track the
+    /// residual).
+    ///
+    /// Two passes: the per-channel sums (in `T` lanes per row of `L` values, rows added in
+    /// f64, see [`masked_sums`]), then `dx` (and `dr`) written in one sweep, in memory order,
+    /// into a buffer that is not zero-filled first.
     #[inline(always)]
-    fn backward<T: WithDType>(
+    pub(crate) fn backward<T: WithDType>(
         &self,
         x: &[T],
         g: &[T],
         y: Option<&[T]>,
+        with_dr: bool,
         (n, c, l): (usize, usize, usize),
     ) -> Vec<T> {
         let m = (n * l) as f64;
         let t = |v: f64| <T as WithDType>::from_f64(v);
-        let (mut dw, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
+        let (mut dw, mut db) = (Vec::with_capacity(c), Vec::with_capacity(c));
         // dx = k g' + a (x - mean) + b0 per channel (g' the masked gradient), with
         // k = w inv_std and, with batch statistics, a = -k inv_std dw / M, b0 = -k db / M.
         let mut coef = Vec::with_capacity(c);
@@ -273,55 +344,109 @@ impl NormOp {
             for i in 0..n {
                 let at = (i * c + ch) * l;
                 let (gs, xs) = (&g[at..at + l], &x[at..at + l]);
-                match y {
-                    None => {
-                        sum_g += lane_sum(gs, gs, |gv, _| gv);
-                        sum_gxc += lane_sum(gs, xs, |gv, xv| gv * (xv - mean));
-                    }
-                    Some(y) => {
-                        let ys = &y[at..at + l];
-                        let masked = |gv: f64, yv: f64| if yv > 0.0 { gv } else { 0.0 };
-                        sum_g += lane_sum(gs, ys, masked);
-                        sum_gxc += lane_sum3(gs, xs, ys, |gv, xv, yv| masked(gv, yv) * (xv - mean));
-                    }
-                }
+                let (sg, sgx) = match y {
+                    None => masked_sums::<T, false>(gs, xs, gs, t(mean)),
+                    Some(y) => masked_sums::<T, true>(gs, xs, &y[at..at + l], t(mean)),
+                };
+                sum_g += sg;
+                sum_gxc += sgx;
             }
             let (dwc, dbc) = (sum_gxc * inv_std, sum_g);
-            dw[ch] = t(dwc);
-            db[ch] = t(dbc);
+            dw.push(t(dwc));
+            db.push(t(dbc));
             let k = self.weight[ch] * inv_std;
             let (a, b0) =
                 if self.batch_stats { (-k * inv_std * dwc / m, -k * dbc / m) } else { (0.0, 0.0) };
             coef.push((t(k), t(a), t(b0), t(mean)));
         }
-        let residual = self.fusion == Fusion::AddRelu;
+        let residual = with_dr && y.is_some();
         let nel = n * c * l;
-        // Written in memory order, without zero-filling the buffer first.
-        let mut out = Vec::with_capacity(nel * if residual { 2 } else { 1 } + 2 * c);
-        let mask = |gv: T, yv: T| if yv > T::zero() { gv } else { T::zero() };
+        let len = nel * if residual { 2 } else { 1 } + 2 * c;
+        let mut out: Vec<T> = Vec::with_capacity(len);
+        let spare = &mut out.spare_capacity_mut()[..len];
+        let (dx, rest) = spare.split_at_mut(nel);
+        let (dr, params) = rest.split_at_mut(len - nel - 2 * c);
         for i in 0..n {
             for (ch, &(k, a, b0, mean)) in coef.iter().enumerate() {
                 let at = (i * c + ch) * l;
-                let (gs, xs) = (&g[at..at + l], &x[at..at + l]);
-                let dx = |gv: T, xv: T| k * gv + a * (xv - mean) + b0;
+                let (gs, xs, dxs) = (&g[at..at + l], &x[at..at + l], &mut dx[at..at + l]);
+                let dxv = |gv: T, xv: T| k * gv + a * (xv - mean) + b0;
                 match y {
-                    None => out.extend(gs.iter().zip(xs).map(|(&gv, &xv)| dx(gv, xv))),
-                    Some(y) => out.extend(
-                        gs.iter()
-                            .zip(xs)
-                            .zip(&y[at..at + l])
-                            .map(|((&gv, &xv), &yv)| dx(mask(gv, yv), xv)),
-                    ),
+                    None => {
+                        for ((d, &gv), &xv) in dxs.iter_mut().zip(gs).zip(xs) {
+                            d.write(dxv(gv, xv));
+                        }
+                    }
+                    Some(y) if residual => {
+                        let (ys, drs) = (&y[at..at + l], &mut dr[at..at + l]);
+                        let it = dxs.iter_mut().zip(drs.iter_mut()).zip(gs.iter().zip(xs).zip(ys));
+                        for ((d, r), ((&gv, &xv), &yv)) in it {
+                            let gm = mask(gv, yv);
+                            d.write(dxv(gm, xv));
+                            r.write(gm);
+                        }
+                    }
+                    Some(y) => {
+                        let it = dxs.iter_mut().zip(gs.iter().zip(xs).zip(&y[at..at + l]));
+                        for (d, ((&gv, &xv), &yv)) in it {
+                            d.write(dxv(mask(gv, yv), xv));
+                        }
+                    }
                 }
             }
         }
-        if let (true, Some(y)) = (residual, y) {
-            out.extend(g.iter().zip(y).map(|(&gv, &yv)| mask(gv, yv)));
+        for (p, v) in params.iter_mut().zip(dw.into_iter().chain(db)) {
+            p.write(v);
         }
-        out.extend(dw);
-        out.extend(db);
+        // SAFETY: the loops above wrote every one of the `len` entries: `dx` (all n c l
+        // positions), `dr` (all of them with a residual, empty otherwise), `dw` and `db`.
+        unsafe { out.set_len(len) };
         out
     }
+}
+
+/// `g` masked by the ReLU output `y` (`y > 0`, torch's rule) when `MASK`, else `g`.
+#[inline(always)]
+fn masked<T: WithDType, const MASK: bool>(gv: T, yv: T) -> T {
+    if !MASK || yv > T::zero() {
+        gv
+    } else {
+        T::zero()
+    }
+}
+
+/// `g` masked by the ReLU output `y > 0`.
+#[inline(always)]
+fn mask<T: WithDType>(gv: T, yv: T) -> T {
+    masked::<T, true>(gv, yv)
+}
+
+/// `(sum g', sum g' (x - mean))` over one row, `g'` the gradient masked by `y` when `MASK`.
+/// Sixteen independent accumulators in `T` (a vector register of f32 under AVX-512): a
+/// single running sum is bound by the latency of each addition, and f64 accumulators would
+/// convert every element. A row is at most a feature map (a few thousand values), whose
+/// partial sums in f32 lose nothing that matters next to the f64 sum over rows; the order is
+/// fixed, so the result is reproducible.
+#[inline(always)]
+fn masked_sums<T: WithDType, const MASK: bool>(g: &[T], x: &[T], y: &[T], mean: T) -> (f64, f64) {
+    const LANES: usize = 16;
+    let (mut sg, mut sx) = ([T::zero(); LANES], [T::zero(); LANES]);
+    let (cg, cx, cy) = (g.chunks_exact(LANES), x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let (rg, rx, ry) = (cg.remainder(), cx.remainder(), cy.remainder());
+    for ((gc, xc), yc) in cg.zip(cx).zip(cy) {
+        for j in 0..LANES {
+            let gm = masked::<T, MASK>(gc[j], yc[j]);
+            sg[j] += gm;
+            sx[j] += gm * (xc[j] - mean);
+        }
+    }
+    for (j, ((&gv, &xv), &yv)) in rg.iter().zip(rx).zip(ry).enumerate() {
+        let gm = masked::<T, MASK>(gv, yv);
+        sg[j] += gm;
+        sx[j] += gm * (xv - mean);
+    }
+    let total = |a: [T; LANES]| a.iter().map(|v| v.to_f64()).sum::<f64>();
+    (total(sg), total(sx))
 }
 
 impl CustomOp3 for NormOp {
@@ -347,9 +472,15 @@ impl CustomOp3 for NormOp {
             if op.fusion == Fusion::AddRelu {
                 // (x, residual, [weight, bias])
                 let (w, b) = s3.split_at(d.1);
-                vectorized(|| op.forward(x, w, b, s2, d))
+                vectorized(
+                    #[inline(always)]
+                    || op.forward(x, w, b, s2, d),
+                )
             } else {
-                vectorized(|| op.forward(x, s2, s3, &[], d))
+                vectorized(
+                    #[inline(always)]
+                    || op.forward(x, s2, s3, &[], d),
+                )
             }
         }
         let y = match (s1, s2, s3) {
@@ -378,13 +509,15 @@ impl CustomOp3 for NormOp {
         let c = self.mean.len();
         // After a fused ReLU the kernel masks the gradient with the output's sign.
         let y = if self.fusion == Fusion::None { &grad } else { res };
-        let all = x.apply_op3_no_bwd(&grad, y, &NormGrad(self))?;
+        let with_dr = self.fusion == Fusion::AddRelu && second.track_op();
+        let all = x.apply_op3_no_bwd(&grad, y, &NormGrad { op: self, with_dr })?;
         let nel = x.elem_count();
         let dx = x.track_op().then(|| all.narrow(0, 0, nel)?.reshape(x.shape())).transpose()?;
         if self.fusion == Fusion::AddRelu {
             // (x, residual, [weight, bias])
-            let dr = second.track_op().then(|| all.narrow(0, nel, nel)?.reshape(x.shape()));
-            let dwb = third.track_op().then(|| all.narrow(0, 2 * nel, 2 * c)).transpose()?;
+            let dr = with_dr.then(|| all.narrow(0, nel, nel)?.reshape(x.shape()));
+            let at = if with_dr { 2 * nel } else { nel };
+            let dwb = third.track_op().then(|| all.narrow(0, at, 2 * c)).transpose()?;
             return Ok((dx, dr.transpose()?, dwb));
         }
         // (x, weight, bias); the constant ones and zeros of a non-affine layer get no
@@ -398,7 +531,11 @@ impl CustomOp3 for NormOp {
 
 /// The backward of [`NormOp`]: `(x, dL/dy, y)` to the flat `[dx, (dr,) dw, db]` (see
 /// [`NormOp::backward`]; `y` is read only after a fused ReLU).
-struct NormGrad<'a>(&'a NormOp);
+struct NormGrad<'a> {
+    op: &'a NormOp,
+    /// The residual's gradient is wanted ([`Fusion::AddRelu`] with a tracked residual).
+    with_dr: bool,
+}
 
 impl CustomOp3 for NormGrad<'_> {
     fn name(&self) -> &'static str {
@@ -415,10 +552,10 @@ impl CustomOp3 for NormGrad<'_> {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = ncl(l1)?;
-        if self.0.mean.len() != d.1 || self.0.weight.len() != d.1 {
+        if self.op.mean.len() != d.1 || self.op.weight.len() != d.1 {
             candle_core::bail!(
                 "batch norm kernel: {} statistics for input {:?}",
-                self.0.mean.len(),
+                self.op.mean.len(),
                 l1.dims()
             )
         }
@@ -430,22 +567,28 @@ impl CustomOp3 for NormGrad<'_> {
                 l1.dims()
             )
         }
-        let masked = self.0.fusion != Fusion::None;
+        let masked = self.op.fusion != Fusion::None;
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
                 let y = if masked { Some(slice(s3, l3)?) } else { None };
                 let (x, g) = (slice(s1, l1)?, slice(s2, l2)?);
-                CpuStorage::F32(vectorized(|| self.0.backward::<f32>(x, g, y, d)))
+                CpuStorage::F32(vectorized(
+                    #[inline(always)]
+                    || self.op.backward::<f32>(x, g, y, self.with_dr, d),
+                ))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
                 let y = if masked { Some(slice(s3, l3)?) } else { None };
                 let (x, g) = (slice(s1, l1)?, slice(s2, l2)?);
-                CpuStorage::F64(vectorized(|| self.0.backward::<f64>(x, g, y, d)))
+                CpuStorage::F64(vectorized(
+                    #[inline(always)]
+                    || self.op.backward::<f64>(x, g, y, self.with_dr, d),
+                ))
             }
             _ => candle_core::bail!("batch norm kernel: f32 or f64 operands of one dtype expected"),
         };
         let nel = l1.shape().elem_count();
-        let len = nel * if self.0.fusion == Fusion::AddRelu { 2 } else { 1 } + 2 * d.1;
+        let len = nel * if self.with_dr { 2 } else { 1 } + 2 * d.1;
         Ok((out, Shape::from(len)))
     }
 }

@@ -67,11 +67,17 @@ impl CustomOp1 for ChannelSum {
         let out = match s {
             CpuStorage::F32(_) => {
                 let g = slice::<f32>(s, l)?;
-                CpuStorage::F32(vectorized(|| sum_channels(g, d)))
+                CpuStorage::F32(vectorized(
+                    #[inline(always)]
+                    || sum_channels(g, d),
+                ))
             }
             CpuStorage::F64(_) => {
                 let g = slice::<f64>(s, l)?;
-                CpuStorage::F64(vectorized(|| sum_channels(g, d)))
+                CpuStorage::F64(vectorized(
+                    #[inline(always)]
+                    || sum_channels(g, d),
+                ))
             }
             _ => candle_core::bail!("bias kernel: f32 or f64 gradient expected"),
         };

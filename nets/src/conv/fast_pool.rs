@@ -205,11 +205,17 @@ impl CustomOp1 for PoolOp {
         let y = match s {
             CpuStorage::F32(_) => {
                 let x = slice::<f32>(s, l)?;
-                CpuStorage::F32(vectorized(|| self.forward(x, planes)))
+                CpuStorage::F32(vectorized(
+                    #[inline(always)]
+                    || self.forward(x, planes),
+                ))
             }
             CpuStorage::F64(_) => {
                 let x = slice::<f64>(s, l)?;
-                CpuStorage::F64(vectorized(|| self.forward(x, planes)))
+                CpuStorage::F64(vectorized(
+                    #[inline(always)]
+                    || self.forward(x, planes),
+                ))
             }
             _ => candle_core::bail!("pool kernel: f32 or f64 input expected"),
         };
@@ -246,11 +252,17 @@ impl CustomOp2 for PoolGrad<'_> {
         let gx = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
                 let (x, g) = (slice::<f32>(s1, l1)?, slice::<f32>(s2, l2)?);
-                CpuStorage::F32(vectorized(|| self.0.backward(x, g, planes)))
+                CpuStorage::F32(vectorized(
+                    #[inline(always)]
+                    || self.0.backward(x, g, planes),
+                ))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_)) => {
                 let (x, g) = (slice::<f64>(s1, l1)?, slice::<f64>(s2, l2)?);
-                CpuStorage::F64(vectorized(|| self.0.backward(x, g, planes)))
+                CpuStorage::F64(vectorized(
+                    #[inline(always)]
+                    || self.0.backward(x, g, planes),
+                ))
             }
             _ => candle_core::bail!("pool kernel: f32 or f64 operands of one dtype expected"),
         };

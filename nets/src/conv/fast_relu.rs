@@ -49,11 +49,17 @@ impl CustomOp1 for Relu {
         let y = match s {
             CpuStorage::F32(_) => {
                 let x = slice::<f32>(s, l)?;
-                CpuStorage::F32(vectorized(|| run(x)))
+                CpuStorage::F32(vectorized(
+                    #[inline(always)]
+                    || run(x),
+                ))
             }
             CpuStorage::F64(_) => {
                 let x = slice::<f64>(s, l)?;
-                CpuStorage::F64(vectorized(|| run(x)))
+                CpuStorage::F64(vectorized(
+                    #[inline(always)]
+                    || run(x),
+                ))
             }
             _ => candle_core::bail!("relu kernel: f32 or f64 input expected"),
         };
@@ -93,11 +99,17 @@ impl CustomOp2 for ReluGrad {
         let gx = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
                 let (y, g) = (slice::<f32>(s1, l1)?, slice::<f32>(s2, l2)?);
-                CpuStorage::F32(vectorized(|| run(y, g)))
+                CpuStorage::F32(vectorized(
+                    #[inline(always)]
+                    || run(y, g),
+                ))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_)) => {
                 let (y, g) = (slice::<f64>(s1, l1)?, slice::<f64>(s2, l2)?);
-                CpuStorage::F64(vectorized(|| run(y, g)))
+                CpuStorage::F64(vectorized(
+                    #[inline(always)]
+                    || run(y, g),
+                ))
             }
             _ => candle_core::bail!("relu kernel: f32 or f64 operands of one dtype expected"),
         };

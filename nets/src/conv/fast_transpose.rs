@@ -18,8 +18,10 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::fast::{contiguous, dispatch2, dispatch3, ConvOp, Dims, Element, GradWeight};
+use super::fast::{ConvOp, Dims};
 use super::fast_bias::bias_grad;
+use super::fast_gemm::{contiguous, Element};
+use super::fast_ops::{dispatch2, dispatch3, GradWeight};
 use super::geometry::Axis;
 
 /// The transposed convolution of `x` `[N, C_in, H_in, W_in]` with `weight`

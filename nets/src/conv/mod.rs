@@ -27,8 +27,15 @@ pub mod convolution;
 mod fast;
 mod fast_batch_norm;
 mod fast_bias;
+mod fast_conv_norm;
+mod fast_gemm;
+mod fast_im2col;
+mod fast_ops;
 mod fast_pool;
 mod fast_relu;
+mod fast_shifted;
+#[cfg(test)]
+mod fast_tests;
 mod fast_transpose;
 mod geometry;
 pub mod init;

@@ -9,7 +9,7 @@
 //!
 //! Training and evaluation differ through the batch norm ([`ModuleT`]).
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::conv::{BatchNorm, Conv2d, Conv2dConfig};
@@ -53,7 +53,7 @@ impl BasicConv2d {
 impl ModuleT for BasicConv2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match &self.bn {
-            Some(bn) => bn.forward_relu_t(&self.conv.forward(x)?, train),
+            Some(bn) => bn.forward_conv_relu_t(&self.conv, x, train),
             None => self.conv.forward_relu(x),
         }
     }

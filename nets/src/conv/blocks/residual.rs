@@ -92,17 +92,20 @@ impl ResidualUnit {
 impl ModuleT for ResidualUnit {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         check_input("ResidualUnit", x.dims(), 4, self.in_channels, "[N, C, H, W]")?;
-        let h = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
-        let h = self.conv2.forward(&h)?;
+        // Each convolution and its batch norm (and what follows) run as one op on CPU.
+        let h = self.bn1.forward_conv_relu_t(&self.conv1, x, train)?;
         let shortcut = match &self.projection {
-            Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
+            Some((conv, bn)) => bn.forward_conv_t(conv, x, train)?,
             None => x.clone(),
         };
         match &self.se {
             // The gate sits between the batch norm and the addition.
-            Some(se) => relu(&(se.forward(&self.bn2.forward_t(&h, train)?)? + shortcut)?),
-            // bn2, the addition and the ReLU in one op on CPU.
-            None => self.bn2.forward_add_relu_t(&h, &shortcut, train),
+            Some(se) => {
+                let h = self.bn2.forward_conv_t(&self.conv2, &h, train)?;
+                relu(&(se.forward(&h)? + shortcut)?)
+            }
+            // conv2, bn2, the addition and the ReLU in one op on CPU.
+            None => self.bn2.forward_conv_add_relu_t(&self.conv2, &h, &shortcut, train),
         }
     }
 }

@@ -202,7 +202,7 @@ impl ResNet {
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let x = image_batch(&self.name, x, self.config.input)?;
-        let mut h = self.bn1.forward_relu_t(&self.conv1.forward(&x)?, train)?;
+        let mut h = self.bn1.forward_conv_relu_t(&self.conv1, &x, train)?;
         if let Some(pool) = &self.maxpool {
             h = pool.forward(&h)?;
         }

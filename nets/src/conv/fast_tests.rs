@@ -1,0 +1,142 @@
+//! Tests of the convolution kernels (`fast`, `fast_im2col`, `fast_shifted`): against
+//! candle's generic gather + matmul and against finite differences.
+
+use candle_core::Tensor;
+
+use super::fast::{conv2d, ConvOp};
+use super::fast_shifted::Shifted;
+use super::geometry::Axis;
+use candle_core::{Device, Var};
+use rand::{Rng, SeedableRng};
+
+use crate::gradcheck::check_gradients;
+
+fn var(shape: &[usize], seed: u64) -> Var {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    Var::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap()
+}
+
+fn axis(n: usize, k: usize, stride: usize, dilation: usize, pad_lo: isize, in_dil: usize) -> Axis {
+    let span = (dilation * (k - 1)) as isize;
+    let full = ((n - 1) * in_dil) as isize + 1 + 2 * pad_lo - span;
+    let out = ((full - 1) / stride as isize + 1) as usize;
+    Axis { n, k, stride, dilation, pad_lo, in_dilation: in_dil, out }
+}
+
+/// A stride-1 axis padded by `pad_lo` before and nothing after.
+fn lopsided(n: usize, k: usize, pad_lo: usize) -> Axis {
+    let out = n + pad_lo + 1 - k;
+    Axis { n, k, stride: 1, dilation: 1, pad_lo: pad_lo as isize, in_dilation: 1, out }
+}
+
+/// The cases from 16 channels per group on take the shifted path, the others im2col.
+#[test]
+fn wide_stride_one_cases_take_the_shifted_path() {
+    for (i, (xs, ws, g, rows, cols)) in cases().into_iter().enumerate() {
+        let op = ConvOp::plain(g, rows, cols);
+        let shifted = Shifted::of(&op, xs[1] / g, ws[0] / g).is_some();
+        assert_eq!(shifted, (5..8).contains(&i), "case {i}");
+    }
+}
+
+/// (x shape, weight shape, groups, rows, cols).
+type Case = ([usize; 4], [usize; 4], usize, Axis, Axis);
+
+/// Grouped, strided, dilated, zero-stuffed
+/// with negative padding, pointwise (1x1, stride 1: no column matrix), and "same" size
+/// with stride 1 (shifted blocks).
+fn cases() -> Vec<Case> {
+    vec![
+        ([2, 4, 7, 6], [6, 2, 3, 2], 2, axis(7, 3, 2, 1, 1, 1), axis(6, 2, 1, 2, 0, 1)),
+        ([1, 3, 5, 5], [3, 1, 3, 3], 3, axis(5, 3, 1, 2, 2, 2), axis(5, 3, 1, 1, -1, 2)),
+        ([2, 2, 4, 3], [5, 2, 1, 1], 1, axis(4, 1, 1, 1, 0, 1), axis(3, 1, 1, 1, 0, 1)),
+        ([2, 4, 4, 3], [6, 2, 1, 1], 2, axis(4, 1, 1, 1, 0, 1), axis(3, 1, 1, 1, 0, 1)),
+        // "same" size: each tap's column row is one shifted block of the plane.
+        ([2, 3, 5, 6], [4, 3, 3, 3], 1, axis(5, 3, 1, 1, 1, 1), axis(6, 3, 1, 2, 2, 1)),
+        // From 16 channels per group on, stride 1, 16 columns: shifted GEMMs
+        // (`fast_shifted`), with "same" padding; grouped, dilated rows and unpadded
+        // columns; padding before only (none after) with a 3x2 kernel.
+        ([1, 16, 4, 16], [16, 16, 3, 3], 1, axis(4, 3, 1, 1, 1, 1), axis(16, 3, 1, 1, 1, 1)),
+        ([1, 32, 5, 17], [32, 16, 3, 2], 2, axis(5, 3, 1, 2, 2, 1), axis(17, 2, 1, 1, 0, 1)),
+        ([1, 16, 5, 16], [16, 16, 3, 2], 1, lopsided(5, 3, 1), lopsided(16, 2, 1)),
+        // The same as the first but 8 columns wide: too many junk columns, im2col.
+        ([1, 16, 4, 8], [16, 16, 3, 3], 1, axis(4, 3, 1, 1, 1, 1), axis(8, 3, 1, 1, 1, 1)),
+    ]
+}
+
+/// The generic composition `relu?(conv(x) + b)` from candle ops.
+fn generic(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    relu: bool,
+    g: usize,
+    rows: &Axis,
+    cols: &Axis,
+) -> Tensor {
+    let mut y = crate::conv::convolution::conv2d_generic(x, w, g, rows, cols).unwrap();
+    if let Some(b) = b {
+        y = y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1)).unwrap()).unwrap();
+    }
+    if relu {
+        y = y.relu().unwrap();
+    }
+    y
+}
+
+/// The fused kernel and the generic gather + matmul agree in value and in every
+/// gradient, with and without the fused bias and ReLU (the conformance tests run the
+/// fused one against torch; this covers the generic one used on other devices).
+#[test]
+fn fused_kernel_equals_generic_ops() {
+    for (i, (xs, ws, g, rows, cols)) in cases().into_iter().enumerate() {
+        for (bias, relu) in [(false, false), (true, false), (false, true), (true, true)] {
+            let x = var(&xs, 1 + i as u64);
+            let w = var(&ws, 2);
+            let b = var(&[ws[0]], 4);
+            let bt = bias.then_some(b.as_tensor());
+            let fast = conv2d(&x, &w, bt, relu, g, &rows, &cols).unwrap();
+            let gen = generic(&x, &w, bt, relu, g, &rows, &cols);
+            assert_eq!(fast.dims(), gen.dims());
+            assert!(max_diff(&fast, &gen) < 1e-12, "case {i} bias {bias} relu {relu}");
+            let u = var(fast.dims(), 3).as_tensor().detach();
+            let gf = fast.mul(&u).unwrap().sum_all().unwrap().backward().unwrap();
+            let gg = gen.mul(&u).unwrap().sum_all().unwrap().backward().unwrap();
+            let vars: &[&Var] = if bias { &[&x, &w, &b] } else { &[&x, &w] };
+            for v in vars {
+                let d = max_diff(gf.get(v).unwrap(), gg.get(v).unwrap());
+                assert!(d < 1e-12, "case {i} bias {bias} relu {relu}: gradient off by {d}");
+            }
+        }
+    }
+}
+
+/// The explicit backward (input, weight and bias, through the fused ReLU) against
+/// central finite differences in f64, on a strided and on a pointwise convolution.
+#[test]
+fn fused_kernel_gradients_match_finite_differences() {
+    for (i, (xs, ws, g, rows, cols)) in cases().into_iter().enumerate().skip(1) {
+        let x = var(&xs, 10 + i as u64);
+        // Weights scaled by 1 / sqrt(fan-in) keep the outputs near 1 whatever the channel
+        // count, so that the loss (and the rounding error of its finite differences)
+        // does not grow with the 16-channel cases.
+        let fan_in = (ws[1] * ws[2] * ws[3]) as f64;
+        let w = Var::from_tensor(&(var(&ws, 11).as_tensor() / fan_in.sqrt()).unwrap()).unwrap();
+        // A bias shifts the pre-activations away from the ReLU's kink at 0 for most
+        // outputs; the finite differences use a step far below the typical distance.
+        let b = var(&[ws[0]], 12);
+        let f = || {
+            let y = conv2d(&x, &w, Some(b.as_tensor()), true, g, &rows, &cols)?;
+            y.sqr()
+        };
+        let vars = [x.clone(), w.clone(), b.clone()];
+        let report = check_gradients(&vars, f, 1e-6, 1e-7, 1e-5).unwrap();
+        assert!(report.passed(), "case {i}: {report:?}");
+    }
+}
