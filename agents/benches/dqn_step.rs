@@ -27,7 +27,7 @@ fn minatar_agent(config: DqnConfig) -> Dqn {
     };
     let mut agent = Dqn::new("dqn", config, &ctx).unwrap();
     let image = |k: usize| -> Vec<f32> {
-        (0..400).map(|i| ((k * 7919 + i * 104_729) % 9 == 0) as u8 as f32).collect()
+        (0..400).map(|i| (k * 7919 + i * 104_729).is_multiple_of(9) as u8 as f32).collect()
     };
     for k in 0..1000usize {
         let (obs, next) = (image(k), image(k + 1));

@@ -412,18 +412,20 @@ impl Runner {
             }
 
             let step = self.progress.step;
-            if self.config.eval_every > 0 && step % self.config.eval_every == 0 {
+            if self.config.eval_every > 0 && step.is_multiple_of(self.config.eval_every) {
                 let eval = self.evaluate(logger)?;
                 reached_target = eval.mean_return >= self.config.target_return;
                 on_status(self.status());
             }
-            if self.config.checkpoint_every > 0 && step % self.config.checkpoint_every == 0 {
+            if self.config.checkpoint_every > 0 && step.is_multiple_of(self.config.checkpoint_every)
+            {
                 self.progress.wall_s = wall_before + started.elapsed().as_secs_f64();
                 checkpoint(self)?;
             }
         }
         let step = self.progress.step;
-        let evaluated_now = self.config.eval_every > 0 && step % self.config.eval_every == 0;
+        let evaluated_now =
+            self.config.eval_every > 0 && step.is_multiple_of(self.config.eval_every);
         let eval = match (self.progress.last_eval, evaluated_now && step > 0) {
             (Some(eval), true) => eval,
             _ => self.evaluate(logger)?,

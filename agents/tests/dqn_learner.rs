@@ -92,7 +92,8 @@ fn transition(k: usize, obs: &mut [f32; 4], next: &mut [f32; 4]) -> (usize, f64,
 /// The `k`-th made-up MinAtar-like transition: sparse 0/1 images `[4, 10, 10]` (about one
 /// cell in six set), the reward and episode ends of [`transition`], actions in `0..3`.
 fn image_transition(k: usize, obs: &mut [f32], next: &mut [f32]) -> (usize, f64, bool, bool) {
-    let cell = |k: usize, i: usize| ((k * 7919 + i * 104_729 + (i * i) % 13) % 6 == 0) as u8 as f32;
+    let cell =
+        |k: usize, i: usize| (k * 7919 + i * 104_729 + (i * i) % 13).is_multiple_of(6) as u8 as f32;
     for (i, (o, n)) in obs.iter_mut().zip(next.iter_mut()).enumerate() {
         *o = cell(k, i);
         *n = cell(k + 1, i);

@@ -42,7 +42,7 @@ fn draw_box(canvas: &mut [f32], side: usize, b: &BoundingBox, value: f32, dash: 
     let px = |v: f32| ((v * side as f32).round() as isize).clamp(0, side as isize - 1) as usize;
     let [x0, y0, x1, y1] = b.corners();
     let (x0, y0, x1, y1) = (px(x0), px(y0), px(x1), px(y1));
-    let on = |t: usize| dash == 0 || (t / dash) % 2 == 0;
+    let on = |t: usize| dash == 0 || (t / dash).is_multiple_of(2);
     for x in x0..=x1 {
         for y in [y0, y1] {
             if on(x) {

@@ -49,7 +49,10 @@ impl MultiHeadAttentionConfig {
 
     /// Checks the sizes and the dropout probability.
     pub fn validate(&self) -> Result<()> {
-        if self.num_heads == 0 || self.embed_dim == 0 || self.embed_dim % self.num_heads != 0 {
+        if self.num_heads == 0
+            || self.embed_dim == 0
+            || !self.embed_dim.is_multiple_of(self.num_heads)
+        {
             return Err(LayerError::config(
                 NAME,
                 "num_heads",

@@ -43,7 +43,7 @@ impl Axis {
             return None;
         }
         let p = p as usize;
-        if p % self.in_dilation != 0 {
+        if !p.is_multiple_of(self.in_dilation) {
             return None;
         }
         let i = p / self.in_dilation;

@@ -69,8 +69,8 @@ impl ConvTranspose2dConfig {
             ));
         }
         if self.groups == 0
-            || self.in_channels % self.groups != 0
-            || self.out_channels % self.groups != 0
+            || !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
         {
             return Err(layer_error(
                 layer,

@@ -85,7 +85,7 @@ impl Augment {
     pub fn apply(&mut self, batch: &mut [f32], shape: ImageShape) -> Result<(), DataError> {
         let (h, w) = (shape.height, shape.width);
         let dim = h * w;
-        if dim == 0 || batch.len() % dim != 0 {
+        if dim == 0 || !batch.len().is_multiple_of(dim) {
             return Err(DataError::Invalid(format!(
                 "augment: {} values are not whole {h}x{w} images",
                 batch.len()

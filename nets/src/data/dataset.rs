@@ -37,7 +37,7 @@ impl Dataset {
         if dim == 0 {
             return Err(DataError::Invalid("a data set needs dim >= 1, got 0".into()));
         }
-        if features.len() % dim != 0 {
+        if !features.len().is_multiple_of(dim) {
             return Err(DataError::Invalid(format!(
                 "{} feature values are not a whole number of rows of {dim}",
                 features.len()

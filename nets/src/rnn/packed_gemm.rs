@@ -125,7 +125,7 @@ impl<F: GemmElem> Rhs<F> {
         let packed = F::packed_kernel();
         let len = if packed { n.div_ceil(NR) * NR * k } else { n * k };
         let mut rhs = Self { k, n, packed, data: scratch::take(len) };
-        if packed && n % NR != 0 {
+        if packed && !n.is_multiple_of(NR) {
             // The padding columns of the last panel: never stored to `C`, but zeros keep
             // stale values (say subnormals, which are slow) out of the arithmetic.
             let last = (n / NR) * k * NR;
@@ -269,12 +269,9 @@ pub(crate) fn packed_mul_f32(
     }
 }
 
-/// The kernel, in AVX-512 intrinsics. These (like the `avx512f` target feature that
-/// [`crate::simd`] and the gate passes already enable) are stable since Rust 1.89, above the
-/// workspace's declared `rust-version` of 1.85, which those existing attributes already
-/// exceed; hence the local MSRV for clippy.
+/// The kernel, in AVX-512 intrinsics (stable since Rust 1.89, the workspace's
+/// `rust-version`).
 #[cfg(target_arch = "x86_64")]
-#[clippy::msrv = "1.89"]
 mod avx512 {
     use std::arch::x86_64::*;
 

@@ -105,8 +105,8 @@ impl FcnConfig {
             .collect();
         let total = strides[strides.len() - 1];
         if self.height == 0
-            || self.height % total != 0
-            || self.width % total != 0
+            || !self.height.is_multiple_of(total)
+            || !self.width.is_multiple_of(total)
             || self.width == 0
         {
             return bad(format!(
@@ -116,7 +116,7 @@ impl FcnConfig {
         }
         let mut sources = Vec::with_capacity(self.skips);
         for m in 1..=self.skips {
-            let want = (m < 32 && total % (1 << m) == 0).then(|| total >> m);
+            let want = (m < 32 && total.is_multiple_of(1 << m)).then(|| total >> m);
             match want.and_then(|w| strides.iter().rposition(|&s| s == w)) {
                 Some(i) => sources.push(i),
                 None => {

@@ -100,11 +100,13 @@ impl Agent for Dqn {
         }
         self.counters.steps += 1;
         let step = self.counters.steps;
-        if step % self.config.target_update_interval == 0 {
+        if step.is_multiple_of(self.config.target_update_interval) {
             self.update_target()?;
         }
         let c = &self.config;
-        if step <= c.learning_starts || step % c.train_freq != 0 || self.replay.len() < c.batch_size
+        if step <= c.learning_starts
+            || !step.is_multiple_of(c.train_freq)
+            || self.replay.len() < c.batch_size
         {
             return Ok(None);
         }
