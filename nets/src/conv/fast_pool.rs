@@ -41,6 +41,10 @@ struct PoolOp {
     geometry: [usize; 6],
     /// `None` for max pooling; the per-output factors of average pooling.
     inv: Option<Vec<f64>>,
+    /// The column windows are two adjacent inputs that tile the row (kernel 2, stride 2, no
+    /// dilation or padding, LeNet's pooling): average pooling then reads and writes each
+    /// row's pairs directly instead of through the tap table (same additions, same order).
+    pairs: bool,
 }
 
 fn tap_table(a: &Axis) -> Vec<isize> {
@@ -61,11 +65,16 @@ fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
 
 impl PoolOp {
     fn new(rows: &Axis, cols: &Axis, inv: Option<Vec<f64>>) -> Self {
+        let col_taps = tap_table(cols);
+        let (k, out) = (cols.k, cols.out);
+        let pairs =
+            k == 2 && (0..k * out).all(|t| col_taps[t] == (2 * (t % out) + t / out) as isize);
         Self {
             rows: tap_table(rows),
-            cols: tap_table(cols),
+            cols: col_taps,
             geometry: [rows.n, cols.n, rows.k, cols.k, rows.out, cols.out],
             inv,
+            pairs,
         }
     }
 
@@ -86,15 +95,24 @@ impl PoolOp {
     /// window order, row by row; the inner loops run along output columns.
     #[inline]
     fn for_each_row_tap(&self, mut visit: impl FnMut(usize, usize, &[isize])) {
-        let [_, w, kh, kw, oh, ow] = self.geometry;
+        let [_, _, _, kw, _, ow] = self.geometry;
+        self.for_each_window_row(|r, row| {
+            for tw in 0..kw {
+                visit(r, row, &self.cols[tw * ow..(tw + 1) * ow]);
+            }
+        });
+    }
+
+    /// Calls `visit(r, i)` for every output row `r` and every valid window row of it (input
+    /// row offset `i`), in window order.
+    #[inline(always)]
+    fn for_each_window_row(&self, mut visit: impl FnMut(usize, usize)) {
+        let [_, w, kh, _, oh, _] = self.geometry;
         for r in 0..oh {
             for th in 0..kh {
                 let ih = self.rows[th * oh + r];
-                if ih < 0 {
-                    continue;
-                }
-                for tw in 0..kw {
-                    visit(r, ih as usize * w, &self.cols[tw * ow..(tw + 1) * ow]);
+                if ih >= 0 {
+                    visit(r, ih as usize * w);
                 }
             }
         }
@@ -141,6 +159,17 @@ impl PoolOp {
                         *o = plane[i];
                     }
                 }
+                Some(inv) if self.pairs => {
+                    self.for_each_window_row(|r, row| {
+                        let pairs = plane[row..row + 2 * ow].chunks_exact(2);
+                        for (o, pair) in out[r * ow..(r + 1) * ow].iter_mut().zip(pairs) {
+                            *o = *o + pair[0] + pair[1];
+                        }
+                    });
+                    for (o, &f) in out.iter_mut().zip(inv) {
+                        *o *= f;
+                    }
+                }
                 Some(inv) => {
                     self.for_each_row_tap(|r, row, taps| {
                         for (o, &iw) in out[r * ow..(r + 1) * ow].iter_mut().zip(taps) {
@@ -179,6 +208,16 @@ impl PoolOp {
                 Some(inv) => {
                     for ((s, &v), &f) in scaled.iter_mut().zip(gp).zip(inv) {
                         *s = v * T::from_f64(f);
+                    }
+                    if self.pairs {
+                        self.for_each_window_row(|r, row| {
+                            let pairs = dst[row..row + 2 * ow].chunks_exact_mut(2);
+                            for (&v, pair) in scaled[r * ow..(r + 1) * ow].iter().zip(pairs) {
+                                pair[0] += v;
+                                pair[1] += v;
+                            }
+                        });
+                        continue;
                     }
                     self.for_each_row_tap(|r, row, taps| {
                         for (&v, &iw) in scaled[r * ow..(r + 1) * ow].iter().zip(taps) {
@@ -351,5 +390,33 @@ mod tests {
                 pool.forward_path(x, fused)
             });
         }
+    }
+
+    /// The pair path of 2-wide, stride-2 windows gives the tap-table path's bits, forward and
+    /// backward, and is not taken where a window column falls in the padding.
+    #[test]
+    fn pair_windows_give_the_tap_path_bits() {
+        use super::super::geometry::Axis;
+        let axis = |n: usize, pad_lo: isize, out: usize| Axis {
+            n,
+            k: 2,
+            stride: 2,
+            dilation: 1,
+            pad_lo,
+            in_dilation: 1,
+            out,
+        };
+        let (rows, cols) = (axis(7, 0, 3), axis(8, 0, 4));
+        let inv = vec![0.25; 12];
+        let pairs = super::PoolOp::new(&rows, &cols, Some(inv.clone()));
+        assert!(pairs.pairs);
+        assert!(!super::PoolOp::new(&rows, &axis(8, 1, 4), Some(inv.clone())).pairs);
+        let taps = super::PoolOp { pairs: false, ..super::PoolOp::new(&rows, &cols, Some(inv)) };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let x: Vec<f32> = (0..5 * 56).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let g: Vec<f32> = (0..5 * 12).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        assert_eq!(bits(pairs.forward(&x, 5)), bits(taps.forward(&x, 5)));
+        assert_eq!(bits(pairs.backward(&x, &g, 5)), bits(taps.backward(&x, &g, 5)));
     }
 }
