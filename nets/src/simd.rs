@@ -67,6 +67,41 @@ fn avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Defines `pub(crate) fn NAME<F: BOUND>(args)` that runs `IMPL(args)` compiled for AVX-512,
+/// AVX2 + FMA or the baseline, as [`simd`] detects: the two wide copies are
+/// `#[target_feature]` functions whose bodies are `IMPL` (which should be
+/// `#[inline(always)]`, so that it is generated inside them). For kernels that [`vectorized`]
+/// does not serve (the LSTM and GRU gate passes, whose `mul_add`s stay library calls there).
+macro_rules! per_cpu {
+    ($(#[$meta:meta])* fn $name:ident<F: $bound:path>($($arg:ident: $ty:ty),* $(,)?) => $imp:ident) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn $name<F: $bound>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512<F: $bound>($($arg: $ty),*) {
+                $imp($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2<F: $bound>($($arg: $ty),*) {
+                $imp($($arg),*)
+            }
+            match $crate::simd::simd() {
+                // SAFETY (both arms): the CPU supports the instruction sets (detected by `simd`).
+                #[cfg(target_arch = "x86_64")]
+                $crate::simd::Simd::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                $crate::simd::Simd::Avx2 => unsafe { avx2($($arg),*) },
+                _ => $imp($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use per_cpu;
+
 #[cfg(test)]
 mod tests {
     /// The closure's result comes back unchanged on whichever path the CPU selects.

@@ -20,12 +20,13 @@
 //! when the CPU has them).
 
 use super::fast_math::Elem;
-use crate::simd::{simd, Simd};
+use crate::simd::per_cpu;
 
+per_cpu! {
 /// One forward step for `n` rows: `xg` `(n, 3H)` holds `x W_ih^T` on entry and the gates
 /// r, z, n on exit; `p` `(n, 3H)` holds `h_prev W_hh^T` on entry, and its n-block becomes `q`;
 /// the new hidden state goes to `h_out` `(n, H)`.
-pub(crate) fn forward_step<F: Elem>(
+fn forward_step<F: Elem>(
     xg: &mut [F],
     p: &mut [F],
     b_ih: &[F],
@@ -33,23 +34,15 @@ pub(crate) fn forward_step<F: Elem>(
     h_prev: &[F],
     h_out: &mut [F],
     h: usize,
-) {
-    match simd() {
-        // SAFETY (both arms): the CPU supports the instruction sets (detected by `simd`).
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { forward_step_avx512(xg, p, b_ih, b_hh, h_prev, h_out, h) },
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { forward_step_avx2(xg, p, b_ih, b_hh, h_prev, h_out, h) },
-        _ => forward_step_impl(xg, p, b_ih, b_hh, h_prev, h_out, h),
-    }
+) => forward_step_impl
 }
 
+per_cpu! {
 /// One backward step for `n` rows (see the module documentation): reads the saved gates
 /// `(n, 3H)` and `q`-carrying `p` `(n, 3H)`, `h_prev` and `dout` `(n, H)`; `dh` holds
 /// `dh_next` on entry and `dh ⊙ z` on exit (the caller adds `dp W_hh`); writes `dx`, `dp`
 /// `(n, 3H)` and adds their column sums to `db_ih`, `db_hh`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_step<F: Elem>(
+fn backward_step<F: Elem>(
     gates: &[F],
     p: &[F],
     h_prev: &[F],
@@ -60,90 +53,9 @@ pub(crate) fn backward_step<F: Elem>(
     db_ih: &mut [F],
     db_hh: &mut [F],
     h: usize,
-) {
-    match simd() {
-        // SAFETY (both arms): the CPU supports the instruction sets (detected by `simd`).
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe {
-            backward_step_avx512(gates, p, h_prev, dout, dh, dx, dp, db_ih, db_hh, h)
-        },
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe {
-            backward_step_avx2(gates, p, h_prev, dout, dh, dx, dp, db_ih, db_hh, h)
-        },
-        _ => backward_step_impl(gates, p, h_prev, dout, dh, dx, dp, db_ih, db_hh, h),
-    }
+) => backward_step_impl
 }
 
-/// [`forward_step_impl`] compiled for AVX2 + FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_step_avx2<F: Elem>(
-    xg: &mut [F],
-    p: &mut [F],
-    b_ih: &[F],
-    b_hh: &[F],
-    h_prev: &[F],
-    h_out: &mut [F],
-    h: usize,
-) {
-    forward_step_impl(xg, p, b_ih, b_hh, h_prev, h_out, h)
-}
-
-/// [`forward_step_impl`] compiled for AVX-512 + FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn forward_step_avx512<F: Elem>(
-    xg: &mut [F],
-    p: &mut [F],
-    b_ih: &[F],
-    b_hh: &[F],
-    h_prev: &[F],
-    h_out: &mut [F],
-    h: usize,
-) {
-    forward_step_impl(xg, p, b_ih, b_hh, h_prev, h_out, h)
-}
-
-/// [`backward_step_impl`] compiled for AVX2 + FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn backward_step_avx2<F: Elem>(
-    gates: &[F],
-    p: &[F],
-    h_prev: &[F],
-    dout: &[F],
-    dh: &mut [F],
-    dx: &mut [F],
-    dp: &mut [F],
-    db_ih: &mut [F],
-    db_hh: &mut [F],
-    h: usize,
-) {
-    backward_step_impl(gates, p, h_prev, dout, dh, dx, dp, db_ih, db_hh, h)
-}
-
-/// [`backward_step_impl`] compiled for AVX-512 + FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn backward_step_avx512<F: Elem>(
-    gates: &[F],
-    p: &[F],
-    h_prev: &[F],
-    dout: &[F],
-    dh: &mut [F],
-    dx: &mut [F],
-    dp: &mut [F],
-    db_ih: &mut [F],
-    db_hh: &mut [F],
-    h: usize,
-) {
-    backward_step_impl(gates, p, h_prev, dout, dh, dx, dp, db_ih, db_hh, h)
-}
-
-/// Splits a `3H` row into its three gate blocks.
 #[inline(always)]
 fn blocks<F>(row: &[F], h: usize) -> [&[F]; 3] {
     [&row[..h], &row[h..2 * h], &row[2 * h..3 * h]]

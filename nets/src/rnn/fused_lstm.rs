@@ -18,35 +18,28 @@
 //! or AVX2, with FMA, when the CPU has them).
 
 use super::fast_math::Elem;
-use crate::simd::{simd, Simd};
+use crate::simd::per_cpu;
 
+per_cpu! {
 /// One forward step for `n` rows: `z` `(n, 4H)` holds the pre-activations without bias on
 /// entry and the activated gates (i, f, g, o) on exit; `c_prev` `(n, H)` is the previous cell
 /// state; the new cell and hidden states go to `c_out`, `h_out` `(n, H)`.
-pub(crate) fn forward_step<F: Elem>(
+fn forward_step<F: Elem>(
     z: &mut [F],
     bias: &[F],
     c_prev: &[F],
     c_out: &mut [F],
     h_out: &mut [F],
     h: usize,
-) {
-    match simd() {
-        // SAFETY (both arms): the CPU supports the instruction sets (detected by `simd`).
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { forward_step_avx512(z, bias, c_prev, c_out, h_out, h) },
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { forward_step_avx2(z, bias, c_prev, c_out, h_out, h) },
-        _ => forward_step_impl(z, bias, c_prev, c_out, h_out, h),
-    }
+) => forward_step_impl
 }
 
+per_cpu! {
 /// One backward step for `n` rows (see the module documentation): reads the saved gates
 /// `(n, 4H)`, cell states `c`, `c_prev`, the output gradient `dout` and `dh_next` `(n, H)`;
 /// replaces `dc` (the cell gradient from the next step) by the one for the previous step;
 /// writes `dz` `(n, 4H)` and adds its column sums to `db` `(4H)`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_step<F: Elem>(
+fn backward_step<F: Elem>(
     gates: &[F],
     c: &[F],
     c_prev: &[F],
@@ -56,84 +49,9 @@ pub(crate) fn backward_step<F: Elem>(
     dz: &mut [F],
     db: &mut [F],
     h: usize,
-) {
-    match simd() {
-        // SAFETY (both arms): the CPU supports the instruction sets (detected by `simd`).
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe {
-            backward_step_avx512(gates, c, c_prev, dout, dh_next, dc, dz, db, h)
-        },
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { backward_step_avx2(gates, c, c_prev, dout, dh_next, dc, dz, db, h) },
-        _ => backward_step_impl(gates, c, c_prev, dout, dh_next, dc, dz, db, h),
-    }
+) => backward_step_impl
 }
 
-/// [`forward_step_impl`] compiled for AVX2 + FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_step_avx2<F: Elem>(
-    z: &mut [F],
-    bias: &[F],
-    c_prev: &[F],
-    c_out: &mut [F],
-    h_out: &mut [F],
-    h: usize,
-) {
-    forward_step_impl(z, bias, c_prev, c_out, h_out, h)
-}
-
-/// [`forward_step_impl`] compiled for AVX-512 + FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn forward_step_avx512<F: Elem>(
-    z: &mut [F],
-    bias: &[F],
-    c_prev: &[F],
-    c_out: &mut [F],
-    h_out: &mut [F],
-    h: usize,
-) {
-    forward_step_impl(z, bias, c_prev, c_out, h_out, h)
-}
-
-/// [`backward_step_impl`] compiled for AVX2 + FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn backward_step_avx2<F: Elem>(
-    gates: &[F],
-    c: &[F],
-    c_prev: &[F],
-    dout: &[F],
-    dh_next: &[F],
-    dc: &mut [F],
-    dz: &mut [F],
-    db: &mut [F],
-    h: usize,
-) {
-    backward_step_impl(gates, c, c_prev, dout, dh_next, dc, dz, db, h)
-}
-
-/// [`backward_step_impl`] compiled for AVX-512 + FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn backward_step_avx512<F: Elem>(
-    gates: &[F],
-    c: &[F],
-    c_prev: &[F],
-    dout: &[F],
-    dh_next: &[F],
-    dc: &mut [F],
-    dz: &mut [F],
-    db: &mut [F],
-    h: usize,
-) {
-    backward_step_impl(gates, c, c_prev, dout, dh_next, dc, dz, db, h)
-}
-
-/// Splits a `4H` row into its four gate blocks.
 #[inline(always)]
 fn blocks<F>(row: &[F], h: usize) -> [&[F]; 4] {
     [&row[..h], &row[h..2 * h], &row[2 * h..3 * h], &row[3 * h..4 * h]]
