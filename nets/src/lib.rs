@@ -19,5 +19,7 @@ pub mod regularize;
 pub mod rnn;
 pub mod schedule;
 mod simd;
+#[cfg(test)]
+mod test_util;
 pub mod train;
 pub mod vision;

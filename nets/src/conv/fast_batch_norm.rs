@@ -595,24 +595,13 @@ impl CustomOp3 for NormGrad<'_> {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{DType, Device, ModuleT, Tensor, Var};
+    use candle_core::{DType, Device, ModuleT};
     use candle_nn::{VarBuilder, VarMap};
-    use rand::{Rng, SeedableRng};
 
     use super::Fusion;
     use crate::conv::BatchNorm;
     use crate::gradcheck::check_gradients;
-
-    fn var(shape: &[usize], seed: u64, scale: f64, shift: f64) -> Var {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| shift + scale * rng.random_range(-1.0..1.0)).collect();
-        Var::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap()
-    }
+    use crate::test_util::{max_diff, var_scaled};
 
     /// A BatchNorm2d over `c` channels with random affine parameters and running statistics.
     fn layer(c: usize, map: &VarMap) -> BatchNorm {
@@ -620,9 +609,9 @@ mod tests {
         let bn = bn.unwrap().with_hyperparameters(1e-3, 0.3).unwrap();
         let data = map.data().lock().unwrap();
         for (i, name) in ["weight", "bias", "running_mean"].iter().enumerate() {
-            data[*name].set(var(&[c], 10 + i as u64, 1.0, 0.0).as_tensor()).unwrap();
+            data[*name].set(var_scaled(&[c], 10 + i as u64, 1.0, 0.0).as_tensor()).unwrap();
         }
-        data["running_var"].set(var(&[c], 13, 0.5, 1.0).as_tensor()).unwrap();
+        data["running_var"].set(var_scaled(&[c], 13, 0.5, 1.0).as_tensor()).unwrap();
         bn
     }
 
@@ -634,8 +623,8 @@ mod tests {
         for train in [true, false] {
             let (map_f, map_g) = (VarMap::new(), VarMap::new());
             let (fused, generic) = (layer(3, &map_f), layer(3, &map_g));
-            let x = var(&[4, 3, 5], 1, 2.0, 0.7);
-            let u = var(&[4, 3, 5], 2, 1.0, 0.0).as_tensor().detach();
+            let x = var_scaled(&[4, 3, 5], 1, 2.0, 0.7);
+            let u = var_scaled(&[4, 3, 5], 2, 1.0, 0.0).as_tensor().detach();
             let yf = fused.forward_fused(x.as_tensor(), train, Fusion::None, None).unwrap();
             let yg = generic.forward_generic(x.as_tensor(), train).unwrap();
             assert!(max_diff(&yf, &yg) < 1e-12, "train {train}: outputs differ");
@@ -662,8 +651,8 @@ mod tests {
         for train in [true, false] {
             let map = VarMap::new();
             let bn = layer(3, &map);
-            let x = var(&[3, 3, 2, 2], 4, 1.5, 0.3);
-            let u = var(&[3, 3, 2, 2], 5, 1.0, 0.0).as_tensor().detach();
+            let x = var_scaled(&[3, 3, 2, 2], 4, 1.5, 0.3);
+            let u = var_scaled(&[3, 3, 2, 2], 5, 1.0, 0.0).as_tensor().detach();
             let mut vars = vec![x.clone()];
             {
                 let data = map.data().lock().unwrap();
@@ -685,9 +674,9 @@ mod tests {
             for fusion in [Fusion::Relu, Fusion::AddRelu] {
                 let (map_f, map_g) = (VarMap::new(), VarMap::new());
                 let (fused, generic) = (layer(3, &map_f), layer(3, &map_g));
-                let x = var(&[2, 3, 4, 3], 21, 2.0, 0.4);
-                let r = var(&[2, 3, 4, 3], 22, 1.0, 0.0);
-                let u = var(&[2, 3, 4, 3], 23, 1.0, 0.0).as_tensor().detach();
+                let x = var_scaled(&[2, 3, 4, 3], 21, 2.0, 0.4);
+                let r = var_scaled(&[2, 3, 4, 3], 22, 1.0, 0.0);
+                let u = var_scaled(&[2, 3, 4, 3], 23, 1.0, 0.0).as_tensor().detach();
                 let res = (fusion == Fusion::AddRelu).then_some(r.as_tensor());
                 let yf = fused.forward_fused(x.as_tensor(), train, fusion, res).unwrap();
                 let x3 = x.reshape((2, 3, 12)).unwrap();
@@ -723,9 +712,9 @@ mod tests {
         for train in [true, false] {
             let map = VarMap::new();
             let bn = layer(3, &map);
-            let x = var(&[3, 3, 2, 2], 31, 1.5, 0.3);
-            let r = var(&[3, 3, 2, 2], 32, 1.0, 0.0);
-            let u = var(&[3, 3, 2, 2], 33, 1.0, 0.0).as_tensor().detach();
+            let x = var_scaled(&[3, 3, 2, 2], 31, 1.5, 0.3);
+            let r = var_scaled(&[3, 3, 2, 2], 32, 1.0, 0.0);
+            let u = var_scaled(&[3, 3, 2, 2], 33, 1.0, 0.0).as_tensor().detach();
             let mut vars = vec![x.clone(), r.clone()];
             {
                 let data = map.data().lock().unwrap();

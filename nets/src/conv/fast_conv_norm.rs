@@ -346,23 +346,12 @@ impl CustomOp3 for ConvNormOp {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{DType, Device, Module, Tensor, Var};
+    use candle_core::{DType, Device, Module, Tensor};
     use candle_nn::{VarBuilder, VarMap};
-    use rand::{Rng, SeedableRng};
 
     use crate::conv::{BatchNorm, Conv2d, Conv2dConfig};
     use crate::gradcheck::check_gradients;
-
-    fn var(shape: &[usize], seed: u64, scale: f64, shift: f64) -> Var {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| shift + scale * rng.random_range(-1.0..1.0)).collect();
-        Var::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap()
-    }
+    use crate::test_util::{max_diff, var_scaled};
 
     /// A convolution (no bias) and a batch norm over its `o` outputs, f64, with seeded
     /// weights, affine parameters and running statistics.
@@ -375,14 +364,14 @@ mod tests {
         let fan_in = (config.in_channels / config.groups * 9) as f64;
         data["conv.weight"]
             .set(
-                &(var(data["conv.weight"].dims(), 1, 1.0, 0.0).as_tensor() / fan_in.sqrt())
+                &(var_scaled(data["conv.weight"].dims(), 1, 1.0, 0.0).as_tensor() / fan_in.sqrt())
                     .unwrap(),
             )
             .unwrap();
         for (i, name) in ["bn.weight", "bn.bias", "bn.running_mean"].iter().enumerate() {
-            data[*name].set(var(&[o], 10 + i as u64, 1.0, 0.0).as_tensor()).unwrap();
+            data[*name].set(var_scaled(&[o], 10 + i as u64, 1.0, 0.0).as_tensor()).unwrap();
         }
-        data["bn.running_var"].set(var(&[o], 13, 0.5, 1.0).as_tensor()).unwrap();
+        data["bn.running_var"].set(var_scaled(&[o], 13, 0.5, 1.0).as_tensor()).unwrap();
         (conv, bn.unwrap())
     }
 
@@ -421,10 +410,10 @@ mod tests {
                 for fusion in 0..3 {
                     let (map_f, map_u) = (VarMap::new(), VarMap::new());
                     let ((cf, bf), (cu, bu)) = (layers(config, &map_f), layers(config, &map_u));
-                    let x = var(&xs, 2, 1.0, 0.2);
+                    let x = var_scaled(&xs, 2, 1.0, 0.2);
                     let out = cf.forward(x.as_tensor()).unwrap().dims().to_vec();
-                    let r = var(&out, 3, 1.0, 0.0);
-                    let u = var(&out, 4, 1.0, 0.0).as_tensor().detach();
+                    let r = var_scaled(&out, 3, 1.0, 0.0);
+                    let u = var_scaled(&out, 4, 1.0, 0.0).as_tensor().detach();
                     let at = format!("{xs:?} train {train} fusion {fusion}");
                     let yf = run(&cf, &bf, x.as_tensor(), r.as_tensor(), fusion, true, train);
                     let yu = run(&cu, &bu, x.as_tensor(), r.as_tensor(), fusion, false, train);
@@ -460,9 +449,9 @@ mod tests {
         for train in [true, false] {
             let map = VarMap::new();
             let (conv, bn) = layers(Conv2dConfig::new(2, 3, 3).padding(1), &map);
-            let x = var(&[2, 2, 3, 4], 21, 1.0, 0.3);
-            let r = var(&[2, 3, 3, 4], 22, 1.0, 0.0);
-            let u = var(&[2, 3, 3, 4], 23, 1.0, 0.0).as_tensor().detach();
+            let x = var_scaled(&[2, 2, 3, 4], 21, 1.0, 0.3);
+            let r = var_scaled(&[2, 3, 3, 4], 22, 1.0, 0.0);
+            let u = var_scaled(&[2, 3, 3, 4], 23, 1.0, 0.0).as_tensor().detach();
             let mut vars = vec![x.clone(), r.clone()];
             {
                 let data = map.data().lock().unwrap();

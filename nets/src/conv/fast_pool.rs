@@ -311,22 +311,12 @@ impl CustomOp2 for PoolGrad<'_> {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Tensor, Var};
+    use candle_core::Tensor;
     use rand::{Rng, SeedableRng};
 
     use crate::conv::{AvgPool2d, MaxPool2d};
     use crate::gradcheck::check_gradients;
-
-    fn var(shape: &[usize], seed: u64) -> Var {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        Var::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap()
-    }
+    use crate::test_util::{max_diff, var};
 
     /// `f(x, fused)` through both paths: equal outputs and input gradients, and the kernel's
     /// backward against central finite differences in f64.

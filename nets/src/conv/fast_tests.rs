@@ -6,21 +6,10 @@ use candle_core::Tensor;
 use super::fast::{conv2d, ConvOp};
 use super::fast_shifted::Shifted;
 use super::geometry::Axis;
-use candle_core::{Device, Var};
-use rand::{Rng, SeedableRng};
+use candle_core::Var;
 
 use crate::gradcheck::check_gradients;
-
-fn var(shape: &[usize], seed: u64) -> Var {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let n: usize = shape.iter().product();
-    let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-    Var::from_vec(v, shape, &Device::Cpu).unwrap()
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap()
-}
+use crate::test_util::{max_diff, var};
 
 fn axis(n: usize, k: usize, stride: usize, dilation: usize, pad_lo: isize, in_dil: usize) -> Axis {
     let span = (dilation * (k - 1)) as isize;

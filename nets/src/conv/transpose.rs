@@ -205,23 +205,12 @@ impl ConvTranspose2d {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{DType, Device, Module, Tensor, Var};
+    use candle_core::{DType, Device, Module};
     use candle_nn::{VarBuilder, VarMap};
-    use rand::{Rng, SeedableRng};
 
     use super::{ConvTranspose2d, ConvTranspose2dConfig};
     use crate::gradcheck::check_gradients;
-
-    fn var(shape: &[usize], seed: u64) -> Var {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        Var::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap()
-    }
+    use crate::test_util::{max_diff, var};
 
     /// Layers covering stride, padding, output_padding (also the `output_padding >= stride`
     /// case torch allows with a larger dilation), dilation, groups and no bias.
