@@ -119,21 +119,10 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     tb.text(tags::CONFIG, runner.step(), &config_text)?;
     let mut logger = Tee(vec![&mut tb, &mut csv]);
     let checkpoint_path = dir.join(runs::CHECKPOINT_FILE);
-    let mut checkpoint = |r: &Runner| -> deeprl::agents::Result<()> {
-        let mut state = AgentState::new();
-        spec.put(&mut state)?;
-        r.save(&mut state)?;
-        state.write(&checkpoint_path)
-    };
+    let mut checkpoint = |r: &Runner| write_state(&spec, r, &checkpoint_path);
     // The best evaluated weights, beside the checkpoint (SB3's EvalCallback best model).
-    let best_path = dir.join(runs::BEST_FILE);
-    let best_spec = spec.clone();
-    runner.set_best_hook(Box::new(move |r| {
-        let mut state = AgentState::new();
-        best_spec.put(&mut state)?;
-        r.save(&mut state)?;
-        state.write(&best_path)
-    }));
+    let (best_path, best_spec) = (dir.join(runs::BEST_FILE), spec.clone());
+    runner.set_best_hook(Box::new(move |r| write_state(&best_spec, r, &best_path)));
     let mut progress =
         ProgressLine::new(runner.config().steps, runner.step(), args.quiet || args.json);
     let summary = runner.run(&mut logger, &mut checkpoint, &mut |s| progress.update(s))?;
@@ -148,6 +137,14 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         print_summary(&summary, &dir);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the run's spec and the runner's state (agent, counters) to `path`, atomically.
+fn write_state(spec: &RunSpec, r: &Runner, path: &Path) -> deeprl::agents::Result<()> {
+    let mut state = AgentState::new();
+    spec.put(&mut state)?;
+    r.save(&mut state)?;
+    state.write(path)
 }
 
 fn summary_json(spec: &RunSpec, s: &Summary, dir: &Path) -> serde_json::Value {
