@@ -159,25 +159,23 @@ impl PoolOp {
                         *o = plane[i];
                     }
                 }
-                Some(inv) if self.pairs => {
-                    self.for_each_window_row(|r, row| {
-                        let pairs = plane[row..row + 2 * ow].chunks_exact(2);
-                        for (o, pair) in out[r * ow..(r + 1) * ow].iter_mut().zip(pairs) {
-                            *o = *o + pair[0] + pair[1];
-                        }
-                    });
-                    for (o, &f) in out.iter_mut().zip(inv) {
-                        *o *= f;
-                    }
-                }
                 Some(inv) => {
-                    self.for_each_row_tap(|r, row, taps| {
-                        for (o, &iw) in out[r * ow..(r + 1) * ow].iter_mut().zip(taps) {
-                            if iw >= 0 {
-                                *o += plane[row + iw as usize];
+                    if self.pairs {
+                        self.for_each_window_row(|r, row| {
+                            let pairs = plane[row..row + 2 * ow].chunks_exact(2);
+                            for (o, pair) in out[r * ow..(r + 1) * ow].iter_mut().zip(pairs) {
+                                *o = *o + pair[0] + pair[1];
                             }
-                        }
-                    });
+                        });
+                    } else {
+                        self.for_each_row_tap(|r, row, taps| {
+                            for (o, &iw) in out[r * ow..(r + 1) * ow].iter_mut().zip(taps) {
+                                if iw >= 0 {
+                                    *o += plane[row + iw as usize];
+                                }
+                            }
+                        });
+                    }
                     for (o, &f) in out.iter_mut().zip(inv) {
                         *o *= f;
                     }
@@ -217,15 +215,15 @@ impl PoolOp {
                                 pair[1] += v;
                             }
                         });
-                        continue;
-                    }
-                    self.for_each_row_tap(|r, row, taps| {
-                        for (&v, &iw) in scaled[r * ow..(r + 1) * ow].iter().zip(taps) {
-                            if iw >= 0 {
-                                dst[row + iw as usize] += v;
+                    } else {
+                        self.for_each_row_tap(|r, row, taps| {
+                            for (&v, &iw) in scaled[r * ow..(r + 1) * ow].iter().zip(taps) {
+                                if iw >= 0 {
+                                    dst[row + iw as usize] += v;
+                                }
                             }
-                        }
-                    });
+                        });
+                    }
                 }
             }
         }
