@@ -4,12 +4,14 @@
 //! and its forward output and the gradients of `L = sum(output * upstream)` with respect to
 //! the input and every parameter are compared with torch's, in float64 (tolerance 1e-10) and
 //! float32 (1e-4). LocalResponseNorm cases with a TensorFlow equivalent are also checked in
-//! the TF (depth radius) form. Set `DEEPRL_CONFORMANCE_DIR` to check another data set.
+//! the TF (depth radius) form. Set `DEEPRL_CONFORMANCE_DIR` to check another data set, and
+//! `DEEPRL_TEST_DEVICE=cuda` (a `--features cuda` build) to check candle's generic ops on a GPU.
 
 mod common_conformance;
 
-use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_core::{DType, Module, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
+use common_conformance::device;
 use common_conformance::layers::{assert_close, load_layer_file, LayerCase};
 use deeprl::nets::conv::{
     AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, ConvTranspose2d,
@@ -54,7 +56,7 @@ fn param_vars(case: &LayerCase, dtype: DType) -> (VarMap, Vec<(String, Var)>) {
     let map = VarMap::new();
     let mut vars = Vec::new();
     for (name, t) in &case.params {
-        let tensor = Tensor::from_vec(t.data.clone(), t.shape.as_slice(), &Device::Cpu)
+        let tensor = Tensor::from_vec(t.data.clone(), t.shape.as_slice(), &device())
             .and_then(|x| x.to_dtype(dtype))
             .expect("parameter tensor");
         let var = Var::from_tensor(&tensor).expect("var");
@@ -171,7 +173,7 @@ fn check_module(
 ) {
     let f64_run = dtype == DType::F64;
     let input = &case.inputs["input"];
-    let x = Tensor::from_vec(input.data.clone(), input.shape.as_slice(), &Device::Cpu)
+    let x = Tensor::from_vec(input.data.clone(), input.shape.as_slice(), &device())
         .and_then(|t| t.to_dtype(dtype))
         .and_then(|t| Var::from_tensor(&t))
         .expect("input");
@@ -185,7 +187,7 @@ fn check_module(
         f64_run,
     );
     let u = &case.upstream;
-    let upstream = Tensor::from_vec(u.data.clone(), u.shape.as_slice(), &Device::Cpu)
+    let upstream = Tensor::from_vec(u.data.clone(), u.shape.as_slice(), &device())
         .and_then(|t| t.to_dtype(dtype))
         .expect("upstream");
     let loss = y.mul(&upstream).and_then(|t| t.sum_all()).expect("loss");
@@ -221,7 +223,7 @@ fn check_file(class: &str) -> usize {
         assert_eq!(case.inputs.keys().collect::<Vec<_>>(), vec!["input"], "{}", case.name);
         for dtype in [DType::F64, DType::F32] {
             let (map, vars) = param_vars(case, dtype);
-            let vb = VarBuilder::from_varmap(&map, dtype, &Device::Cpu);
+            let vb = VarBuilder::from_varmap(&map, dtype, &device());
             let module = build(case, vb);
             check_module(
                 case,

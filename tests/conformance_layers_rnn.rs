@@ -4,20 +4,22 @@
 //! states and every gradient of `L = sum(output * upstream)` (input, h0, c0, each parameter)
 //! are compared within the README's tolerances. LSTM cases run twice: through the fused CPU
 //! kernel and through the generic per-step ops. Set `DEEPRL_CONFORMANCE_DIR` to check another
-//! data set of the same format.
+//! data set of the same format, and `DEEPRL_TEST_DEVICE=cuda` (a `--features cuda` build) to
+//! run the generic ops on a GPU.
 
 mod common_conformance;
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use candle_nn::VarBuilder;
+use common_conformance::device;
 use common_conformance::layers::{assert_close, load_layer_file, LayerCase, RefTensor};
 use deeprl::nets::rnn::{CellKind, Rnn, RnnConfig, RnnState};
 use serde_json::Value;
 
 fn var(t: &RefTensor, dtype: DType) -> Var {
-    let x = Tensor::from_vec(t.data.clone(), t.shape.clone(), &Device::Cpu).unwrap();
+    let x = Tensor::from_vec(t.data.clone(), t.shape.clone(), &device()).unwrap();
     Var::from_tensor(&x.to_dtype(dtype).unwrap()).unwrap()
 }
 
@@ -70,7 +72,7 @@ fn check_case(class: &str, case: &LayerCase, dtype: DType, fused: bool) {
         case.params.iter().map(|(k, t)| (k.clone(), var(t, dtype))).collect();
     let map: HashMap<String, Tensor> =
         params.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
-    let rnn = Rnn::load(config(class, case), VarBuilder::from_tensors(map, dtype, &Device::Cpu))
+    let rnn = Rnn::load(config(class, case), VarBuilder::from_tensors(map, dtype, &device()))
         .unwrap_or_else(|e| panic!("{}: {e}", tag("build")))
         .with_fused_cpu(fused);
     let input = var(&case.inputs["input"], dtype);

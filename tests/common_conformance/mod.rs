@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use candle_core::Device;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -15,6 +16,21 @@ pub fn data_dir() -> PathBuf {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance"),
     }
+}
+
+/// Where the layer conformance tests put their tensors: `$DEEPRL_TEST_DEVICE` (`cpu`, the
+/// default, or `cuda` in a build with the `cuda` feature), so that the same cases check
+/// candle's generic ops on a GPU. One device for the whole test binary: tensors made on two
+/// separately created CUDA devices cannot meet in one op.
+pub fn device() -> Device {
+    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| match std::env::var("DEEPRL_TEST_DEVICE").as_deref() {
+            Err(_) | Ok("cpu") => Device::Cpu,
+            Ok("cuda") => Device::new_cuda(0).expect("DEEPRL_TEST_DEVICE=cuda: no CUDA device"),
+            Ok(other) => panic!("DEEPRL_TEST_DEVICE={other}: use cpu or cuda"),
+        })
+        .clone()
 }
 
 /// Parses `<data_dir>/<relative>`, panicking with the path on any problem.
