@@ -18,6 +18,9 @@
 //! Most cases use `adam_eps = 0.1`, comparable to the gradients here, so that a step also
 //! depends on each gradient's magnitude and not only on its sign: Adam with a tiny epsilon
 //! would hide a wrongly scaled gradient.
+//!
+//! With `DEEPRL_TEST_DEVICE=cuda` (a `--features cuda` build) the candle side runs on the
+//! GPU, so the same cases check candle's CUDA kernels against the host learner.
 
 use candle_core::{Device, Tensor};
 use deeprl_agents::dqn::{Dqn, DqnConfig};
@@ -57,9 +60,23 @@ fn small_cnn(pairs: &[&str], learner: &str) -> Dqn {
 /// Builds an agent from config pairs and a learner name.
 type Maker = fn(&[&str], &str) -> Dqn;
 
+/// Where the candle learner's tensors live: `$DEEPRL_TEST_DEVICE` (`cpu`, the default, or
+/// `cuda`), one device for the whole test binary.
+fn candle_device() -> Device {
+    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| match std::env::var("DEEPRL_TEST_DEVICE").as_deref() {
+            Err(_) | Ok("cpu") => Device::Cpu,
+            Ok("cuda") => Device::new_cuda(0).expect("DEEPRL_TEST_DEVICE=cuda: no CUDA device"),
+            Ok(other) => panic!("DEEPRL_TEST_DEVICE={other}: use cpu or cuda"),
+        })
+        .clone()
+}
+
 fn agent_on(env_id: &str, pairs: &[&str], learner: &str) -> Dqn {
     let env = deeprl_envs::make(env_id).unwrap();
-    let ctx = BuildContext { env_id, env: &*env, seed: 7, device: Device::Cpu, total_steps: None };
+    let device = if learner == "candle" { candle_device() } else { Device::Cpu };
+    let ctx = BuildContext { env_id, env: &*env, seed: 7, device, total_steps: None };
     let lr = format!("lr={LR}");
     let learner = format!("learner=\"{learner}\"");
     let mut all = vec![
@@ -251,8 +268,8 @@ fn dueling_max_ties_follow_candle() {
         let col = b.narrow(1, 0, 1).unwrap();
         adv.bias.set(&Tensor::cat(&[&col, &col], 1).unwrap()).unwrap();
     }
-    let x =
-        Tensor::new(&[[0.3f32, -1.2, 0.7, 0.1], [1.0, 0.5, -0.25, -2.0]], &Device::Cpu).unwrap();
+    let x = [[0.3f32, -1.2, 0.7, 0.1], [1.0, 0.5, -0.25, -2.0]];
+    let x = Tensor::new(&x, &candle_device()).unwrap();
     let net = candle.online().unwrap();
     let out: Vec<Vec<f32>> = net
         .forward(&x, &net.ones(2).unwrap(), false)
