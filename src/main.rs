@@ -5,6 +5,13 @@ mod commands;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// mimalloc rather than the system allocator: the neural layers allocate their tensors anew
+/// at every step, and glibc's allocator hands large freed blocks back to the kernel, so
+/// that every step faults their pages in again (measured, one core: 28% less CPU time per
+/// LeNet-5 step, 11% per ResNet residual unit, 13% per LSTM step; the README's figures).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "deeprl", version, about = "Deep reinforcement learning on candle")]
 struct Cli {

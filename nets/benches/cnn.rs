@@ -9,10 +9,17 @@
 //! The PyTorch twin (same shapes, one thread) is `benches/torch/cnn.py`.
 //!
 //! `RAYON_NUM_THREADS=1 taskset -c 0 cargo bench -p deeprl-nets --bench cnn`
+//!
+//! With `CNN_STEPS=lenet:200` (LeNet-5 forward + backward) or `residual:50` the binary instead
+//! runs that many steps in a plain loop (after 10 warm-up steps) and prints the wall time,
+//! the CPU time and the minor page faults per step, as the twin does with `cpu` as its
+//! argument.
+
+mod common;
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use deeprl_nets::conv::blocks::ResidualUnit;
 use deeprl_nets::conv::init::torch_default_init;
 use deeprl_nets::mlp::Activation;
@@ -27,7 +34,8 @@ fn uniform(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
 }
 
-fn lenet(c: &mut Criterion) {
+/// LeNet-5 with its input and labels (the map keeps the variables alive).
+fn lenet_setup() -> (VarMap, LeNet5, Tensor, Tensor) {
     let map = VarMap::new();
     let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
     let config =
@@ -37,35 +45,74 @@ fn lenet(c: &mut Criterion) {
     let x = uniform(&[64, 1, 32, 32], 1);
     let labels: Vec<u32> = (0..64).map(|i| (i * 7 % 10) as u32).collect();
     let labels = Tensor::from_vec(labels, 64, &Device::Cpu).expect("labels");
+    (map, net, x, labels)
+}
+
+fn lenet_step(net: &LeNet5, x: &Tensor, labels: &Tensor) -> candle_core::backprop::GradStore {
+    let logits = net.forward(x).expect("forward");
+    let loss = candle_nn::loss::cross_entropy(&logits, labels).expect("loss");
+    loss.backward().expect("backward")
+}
+
+fn lenet(c: &mut Criterion) {
+    let (_map, net, x, labels) = lenet_setup();
     let mut group = c.benchmark_group("lenet5_batch64");
     group.bench_function("forward", |b| b.iter(|| net.forward(&x).expect("forward")));
-    group.bench_function("forward_backward", |b| {
-        b.iter(|| {
-            let logits = net.forward(&x).expect("forward");
-            let loss = candle_nn::loss::cross_entropy(&logits, &labels).expect("loss");
-            loss.backward().expect("backward")
-        })
-    });
+    group.bench_function("forward_backward", |b| b.iter(|| lenet_step(&net, &x, &labels)));
     group.finish();
 }
 
-fn residual(c: &mut Criterion) {
+/// A residual unit with its input and the loss weights `u`.
+fn residual_setup() -> (VarMap, ResidualUnit, Tensor, Tensor) {
     let map = VarMap::new();
     let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
     let unit = ResidualUnit::new(64, 64, 1, vb).expect("unit");
     torch_default_init(&map, 0).expect("init");
     let x = uniform(&[8, 64, 32, 32], 2);
     let u = uniform(&[8, 64, 32, 32], 3);
+    (map, unit, x, u)
+}
+
+fn residual_step(unit: &ResidualUnit, x: &Tensor, u: &Tensor) -> candle_core::backprop::GradStore {
+    let y = unit.forward_t(x, true).expect("forward");
+    y.mul(u).and_then(|t| t.sum_all()).expect("loss").backward().expect("backward")
+}
+
+fn residual(c: &mut Criterion) {
+    let (_map, unit, x, u) = residual_setup();
     let mut group = c.benchmark_group("residual_unit_64ch_32x32_batch8");
     group.sample_size(20);
-    group.bench_function("forward_backward", |b| {
-        b.iter(|| {
-            let y = unit.forward_t(&x, true).expect("forward");
-            y.mul(&u).and_then(|t| t.sum_all()).expect("loss").backward().expect("backward")
-        })
-    });
+    group.bench_function("forward_backward", |b| b.iter(|| residual_step(&unit, &x, &u)));
     group.finish();
 }
 
 criterion_group!(benches, lenet, residual);
-criterion_main!(benches);
+
+fn main() {
+    let Ok(spec) = std::env::var("CNN_STEPS") else {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+        return;
+    };
+    match common::parse_spec("CNN_STEPS", &spec) {
+        ("lenet", steps) => {
+            let (_map, net, x, labels) = lenet_setup();
+            common::plain_loop("lenet5 forward_backward", steps, || {
+                lenet_step(&net, &x, &labels);
+            });
+        }
+        ("residual", steps) => {
+            let (_map, unit, x, u) = residual_setup();
+            common::plain_loop("residual forward_backward", steps, || {
+                residual_step(&unit, &x, &u);
+            });
+        }
+        (other, _) => panic!("CNN_STEPS: lenet or residual, not {other}"),
+    }
+}
+
+/// mimalloc, as the `deeprl` binary uses: the steps allocate their tensors anew, and with
+/// glibc's allocator their pages are returned to the kernel and faulted in again (see the
+/// README's figures with either allocator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

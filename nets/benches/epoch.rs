@@ -78,3 +78,9 @@ fn resnet_epoch(c: &mut Criterion) {
 
 criterion_group!(benches, lenet_epoch, resnet_epoch);
 criterion_main!(benches);
+
+/// mimalloc, as the `deeprl` binary uses: the steps allocate their tensors anew, and with
+/// glibc's allocator their pages are returned to the kernel and faulted in again (see the
+/// README's figures with either allocator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

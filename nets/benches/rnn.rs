@@ -11,7 +11,7 @@
 //! time and the minor page faults per step (from `/proc/self/stat`), the figures the twin
 //! prints with `cpu` as its third argument; for `perf stat` / `perf record` too.
 
-use std::time::Instant;
+mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -68,39 +68,13 @@ fn bench_layer(c: &mut Criterion, group: &str, name: &str, rnn: &Rnn, x: &Var, u
     });
 }
 
-/// (CPU seconds, minor page faults) of this process so far, from `/proc/self/stat`.
-fn cpu_and_faults() -> (f64, u64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command name (which ends with the last ')'): state is field 3, so
-    // minflt (10), utime (14) and stime (15) are at indices 7, 11 and 12 of the rest.
-    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let field = |i: usize| rest[i].parse::<u64>().unwrap();
-    // Linux reports times in USER_HZ, which is 100 on every architecture it runs on.
-    ((field(11) + field(12)) as f64 / 100.0, field(7))
-}
-
 /// The `RNN_STEPS=kind:steps` mode (see the module documentation).
 fn plain_loop(spec: &str) {
-    let (kind, steps) = spec.split_once(':').expect("RNN_STEPS=lstm:200 or gru:200");
-    let steps: usize = steps.parse().expect("RNN_STEPS: a number of steps after ':'");
+    let (kind, steps) = common::parse_spec("RNN_STEPS", spec);
     let (x, u, rnn) = setup(kind);
-    for _ in 0..10 {
+    common::plain_loop(&format!("{kind} forward_backward"), steps, || {
         forward_backward(&rnn, &x, &u);
-    }
-    let (cpu0, faults0) = cpu_and_faults();
-    let start = Instant::now();
-    for _ in 0..steps {
-        forward_backward(&rnn, &x, &u);
-    }
-    let wall = start.elapsed().as_secs_f64();
-    let (cpu1, faults1) = cpu_and_faults();
-    let per = |v: f64| v / steps as f64;
-    println!(
-        "{kind} forward_backward: wall {:.3} ms  cpu {:.3} ms  minor faults {:.0} per step",
-        per(wall) * 1e3,
-        per(cpu1 - cpu0) * 1e3,
-        per((faults1 - faults0) as f64)
-    );
+    });
 }
 
 criterion_group! {
@@ -118,3 +92,9 @@ fn main() {
         }
     }
 }
+
+/// mimalloc, as the `deeprl` binary uses: the steps allocate their tensors anew, and with
+/// glibc's allocator their pages are returned to the kernel and faulted in again (see the
+/// README's figures with either allocator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
