@@ -41,3 +41,17 @@ fn check_env_passes_a_builtin_and_rejects_an_unknown_id() {
     let (ok, _, stderr) = deeprl(&["check-env", "Nope-v0"]);
     assert!(!ok && stderr.contains("unknown environment id 'Nope-v0'"), "{stderr}");
 }
+
+/// A device the binary cannot use is an error that names it and says what would work, not a
+/// panic; in a CPU-only build that includes `cuda`.
+#[test]
+fn train_rejects_an_unknown_or_unavailable_device() {
+    let base = ["train", "--env", "CartPole-v1", "--agent", "dqn", "--steps", "10", "--quiet"];
+    let (ok, _, stderr) = deeprl(&[&base[..], &["--device", "tpu"]].concat());
+    assert!(!ok && stderr.contains("unknown device `tpu`: use cpu or cuda"), "{stderr}");
+    if cfg!(not(feature = "cuda")) {
+        let (ok, _, stderr) = deeprl(&[&base[..], &["--device", "cuda"]].concat());
+        assert!(!ok && stderr.contains("cannot use cuda"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -65,10 +65,10 @@ type Maker = fn(&[&str], &str) -> Dqn;
 fn candle_device() -> Device {
     static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
     DEVICE
-        .get_or_init(|| match std::env::var("DEEPRL_TEST_DEVICE").as_deref() {
-            Err(_) | Ok("cpu") => Device::Cpu,
-            Ok("cuda") => Device::new_cuda(0).expect("DEEPRL_TEST_DEVICE=cuda: no CUDA device"),
-            Ok(other) => panic!("DEEPRL_TEST_DEVICE={other}: use cpu or cuda"),
+        .get_or_init(|| {
+            let name = std::env::var("DEEPRL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+            deeprl_nets::device::device_by_name(&name)
+                .unwrap_or_else(|e| panic!("DEEPRL_TEST_DEVICE: {e}"))
         })
         .clone()
 }

@@ -10,6 +10,7 @@
 pub mod attention;
 pub mod conv;
 pub mod data;
+pub mod device;
 pub mod gradcheck;
 pub mod matmul;
 pub mod mlp;

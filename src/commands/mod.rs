@@ -9,21 +9,13 @@ pub mod progress;
 pub mod record;
 pub mod train;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::Device;
 use std::path::Path;
 
 /// The device named on the command line.
 pub fn device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Device::new_cuda(0).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot use cuda: {e} (build with `--features cuda` on a machine with CUDA)"
-            )
-        }),
-        other => bail!("unknown device `{other}`: use cpu or cuda"),
-    }
+    Ok(deeprl::nets::device::device_by_name(name)?)
 }
 
 /// A loaded checkpoint, rebuilt: the spec, the env and the trained agent.
