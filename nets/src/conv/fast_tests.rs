@@ -30,7 +30,7 @@ fn wide_stride_one_cases_take_the_shifted_path() {
     for (i, (xs, ws, g, rows, cols)) in cases().into_iter().enumerate() {
         let op = ConvOp::plain(g, rows, cols);
         let shifted = Shifted::of(&op, xs[1] / g, ws[0] / g).is_some();
-        assert_eq!(shifted, (5..8).contains(&i), "case {i}");
+        assert_eq!(shifted, (5..10).contains(&i), "case {i}");
     }
 }
 
@@ -54,7 +54,11 @@ fn cases() -> Vec<Case> {
         ([1, 16, 4, 16], [16, 16, 3, 3], 1, axis(4, 3, 1, 1, 1, 1), axis(16, 3, 1, 1, 1, 1)),
         ([1, 32, 5, 17], [32, 16, 3, 2], 2, axis(5, 3, 1, 2, 2, 1), axis(17, 2, 1, 1, 0, 1)),
         ([1, 16, 5, 16], [16, 16, 3, 2], 1, lopsided(5, 3, 1), lopsided(16, 2, 1)),
-        // The same as the first but 8 columns wide: too many junk columns, im2col.
+        // 64 output channels: the forward's products with the channels on the rows.
+        ([1, 16, 3, 16], [64, 16, 3, 3], 1, axis(3, 3, 1, 1, 1, 1), axis(16, 3, 1, 1, 1, 1)),
+        // 64 input channels: the input gradient's products with the channels on the rows.
+        ([1, 64, 3, 16], [16, 64, 3, 3], 1, axis(3, 3, 1, 1, 1, 1), axis(16, 3, 1, 1, 1, 1)),
+        // The same as the first shifted one but 8 columns wide: too many junk columns, im2col.
         ([1, 16, 4, 8], [16, 16, 3, 3], 1, axis(4, 3, 1, 1, 1, 1), axis(8, 3, 1, 1, 1, 1)),
     ]
 }
@@ -111,6 +115,13 @@ fn fused_kernel_equals_generic_ops() {
 #[test]
 fn fused_kernel_gradients_match_finite_differences() {
     for (i, (xs, ws, g, rows, cols)) in cases().into_iter().enumerate().skip(1) {
+        if ws[0] > 32 {
+            // The 64-channel case's loss sums about 3,000 squares near 1, whose f64
+            // rounding over the 1e-6 step (about 3e-7 in a difference quotient) exceeds
+            // this check's tolerance; the exact comparison with the generic composition
+            // (`fused_kernel_equals_generic_ops`, to 1e-12) covers that case.
+            continue;
+        }
         let x = var(&xs, 10 + i as u64);
         // Weights scaled by 1 / sqrt(fan-in) keep the outputs near 1 whatever the channel
         // count, so that the loss (and the rounding error of its finite differences)
