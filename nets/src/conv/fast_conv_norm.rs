@@ -25,6 +25,7 @@ use candle_core::{
 use super::fast::{ConvOp, Dims};
 use super::fast_batch_norm::{Fusion, NormOp, Stats};
 use super::fast_gemm::{contiguous, Element};
+use super::fast_ops::{dispatch2, dispatch3};
 use super::fast_relu::relu_grad;
 use super::geometry::Axis;
 use crate::simd::vectorized;
@@ -158,6 +159,21 @@ impl ConvNormOp {
         Ok(Forward { y, z, norm, var })
     }
 
+    /// Runs [`Self::forward`], keeps what the backward needs in [`Self::saved`], and returns
+    /// the output.
+    fn forward_and_save<T: Element>(
+        &self,
+        x: &[T],
+        params: &[T],
+        r: &[T],
+        d: Dims,
+    ) -> Result<Vec<T>> {
+        let Forward { y, z, norm, var } = self.forward(x, params, r, d)?;
+        let saved = Saved { z: T::to_cpu_storage_owned(z), norm, var };
+        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved);
+        Ok(y)
+    }
+
     fn cpu_forward(
         &self,
         (s1, l1): (&CpuStorage, &Layout),
@@ -166,23 +182,11 @@ impl ConvNormOp {
     ) -> Result<(CpuStorage, Shape)> {
         let d = self.dims(l1, l2, residual.map(|(_, l)| l))?;
         let shape = Shape::from((d.n, d.out_ch, self.conv.rows.out, self.conv.cols.out));
-        macro_rules! run {
-            ($t:ty, $variant:ident) => {{
-                let (x, p) = (contiguous::<$t>(s1, l1)?, contiguous::<$t>(s2, l2)?);
-                let r = match residual {
-                    Some((s, l)) => contiguous::<$t>(s, l)?,
-                    None => &[],
-                };
-                let Forward { y, z, norm, var } = self.forward(x, p, r, d)?;
-                let saved = Saved { z: CpuStorage::$variant(z), norm, var };
-                *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved);
-                CpuStorage::$variant(y)
-            }};
-        }
-        let y = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => run!(f32, F32),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => run!(f64, F64),
-            _ => candle_core::bail!("conv + batch norm kernel: f32 or f64 operands expected"),
+        let y = match residual {
+            Some((s3, l3)) => {
+                dispatch3!(s1, l1, s2, l2, s3, l3, |x, p, r| self.forward_and_save(x, p, r, d)?)
+            }
+            None => dispatch2!(s1, l1, s2, l2, |x, p| self.forward_and_save(x, p, &[], d)?),
         };
         Ok((y, shape))
     }
