@@ -97,13 +97,13 @@ fn main() {
     match common::parse_spec("CNN_STEPS", &spec) {
         ("lenet", steps) => {
             let (_map, net, x, labels) = lenet_setup();
-            common::plain_loop("lenet5 forward_backward", steps, || {
+            common::plain_loop("lenet5 forward_backward", 10, steps, || {
                 lenet_step(&net, &x, &labels);
             });
         }
         ("residual", steps) => {
             let (_map, unit, x, u) = residual_setup();
-            common::plain_loop("residual forward_backward", steps, || {
+            common::plain_loop("residual forward_backward", 10, steps, || {
                 residual_step(&unit, &x, &u);
             });
         }

@@ -12,12 +12,18 @@
 //! `benches/torch/epoch.py`. Run both on one core:
 //!
 //! `RAYON_NUM_THREADS=1 taskset -c 0 cargo bench -p deeprl-nets --bench epoch`
+//!
+//! With `EPOCHS=lenet:5` or `resnet:3` the binary instead runs that many epochs in a plain
+//! loop (after one warm-up epoch) and prints the wall time, the CPU time and the minor page
+//! faults per epoch, as the twin does with `cpu` as its first argument.
+
+mod common;
 
 use std::time::Duration;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, ModuleT};
 use candle_nn::{VarBuilder, VarMap};
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use criterion::{criterion_group, Criterion, SamplingMode};
 use deeprl_nets::conv::init::torch_default_init;
 use deeprl_nets::data::digits::digits;
 use deeprl_nets::data::Dataset;
@@ -32,7 +38,21 @@ fn adam() -> OptimizerConfig {
     OptimizerConfig::Adam(AdamConfig { lr: 1e-3, ..AdamConfig::default() })
 }
 
-fn lenet_epoch(c: &mut Criterion) {
+/// One epoch of training: the model's variables, the classifier, the data and the config.
+struct Epoch<M> {
+    vm: VarMap,
+    clf: Classifier<M>,
+    train: Dataset,
+    config: FitConfig,
+}
+
+impl<M: ModuleT> Epoch<M> {
+    fn run(&self) {
+        fit(&self.clf, &self.vm, &self.train, None, &self.config, FitHooks::default()).expect("fit");
+    }
+}
+
+fn lenet_setup() -> Epoch<LeNet5> {
     let (train, _) = digits().expect("digits").split(0.2, 0).expect("split");
     let train = upscale_and_pad(&train, 3, 4).expect("32x32");
     let vm = VarMap::new();
@@ -42,17 +62,10 @@ fn lenet_epoch(c: &mut Criterion) {
         LeNet5::new(config, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).expect("lenet");
     torch_default_init(&vm, 0).expect("init");
     let clf = Classifier::new(model, 32 * 32, 10);
-    let fit_config = FitConfig::new(1, 64, 0, adam());
-    let mut group = c.benchmark_group("epoch");
-    group.sample_size(10).sampling_mode(SamplingMode::Flat);
-    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
-    group.bench_function("lenet5_digits_1438_batch64_adam", |b| {
-        b.iter(|| fit(&clf, &vm, &train, None, &fit_config, FitHooks::default()).expect("fit"))
-    });
-    group.finish();
+    Epoch { vm, clf, train, config: FitConfig::new(1, 64, 0, adam()) }
 }
 
-fn resnet_epoch(c: &mut Criterion) {
+fn resnet_setup() -> Epoch<ResNet> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let n = 1024;
     let x: Vec<f32> = (0..n * 3 * 32 * 32).map(|_| rng.random::<f32>()).collect();
@@ -66,18 +79,47 @@ fn resnet_epoch(c: &mut Criterion) {
     .expect("resnet");
     torch_default_init(&vm, 0).expect("init");
     let clf = Classifier::new(model, 3 * 32 * 32, 10);
-    let fit_config = FitConfig::new(1, 64, 0, adam());
+    Epoch { vm, clf, train, config: FitConfig::new(1, 64, 0, adam()) }
+}
+
+fn lenet_epoch(c: &mut Criterion) {
+    let epoch = lenet_setup();
+    let mut group = c.benchmark_group("epoch");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    group.bench_function("lenet5_digits_1438_batch64_adam", |b| b.iter(|| epoch.run()));
+    group.finish();
+}
+
+fn resnet_epoch(c: &mut Criterion) {
+    let epoch = resnet_setup();
     let mut group = c.benchmark_group("epoch");
     group.sample_size(10).sampling_mode(SamplingMode::Flat);
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(30));
-    group.bench_function("resnet20_random_1024x3x32x32_batch64_adam", |b| {
-        b.iter(|| fit(&clf, &vm, &train, None, &fit_config, FitHooks::default()).expect("fit"))
-    });
+    group.bench_function("resnet20_random_1024x3x32x32_batch64_adam", |b| b.iter(|| epoch.run()));
     group.finish();
 }
 
 criterion_group!(benches, lenet_epoch, resnet_epoch);
-criterion_main!(benches);
+
+fn main() {
+    let Ok(spec) = std::env::var("EPOCHS") else {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+        return;
+    };
+    match common::parse_spec("EPOCHS", &spec) {
+        ("lenet", epochs) => {
+            let epoch = lenet_setup();
+            common::plain_loop("lenet5 epoch", 1, epochs, || epoch.run());
+        }
+        ("resnet", epochs) => {
+            let epoch = resnet_setup();
+            common::plain_loop("resnet20 epoch", 1, epochs, || epoch.run());
+        }
+        (other, _) => panic!("EPOCHS: lenet or resnet, not {other}"),
+    }
+}
 
 /// mimalloc, as the `deeprl` binary uses: the steps allocate their tensors anew, and with
 /// glibc's allocator their pages are returned to the kernel and faulted in again (see the

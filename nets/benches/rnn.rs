@@ -72,7 +72,7 @@ fn bench_layer(c: &mut Criterion, group: &str, name: &str, rnn: &Rnn, x: &Var, u
 fn plain_loop(spec: &str) {
     let (kind, steps) = common::parse_spec("RNN_STEPS", spec);
     let (x, u, rnn) = setup(kind);
-    common::plain_loop(&format!("{kind} forward_backward"), steps, || {
+    common::plain_loop(&format!("{kind} forward_backward"), 10, steps, || {
         forward_backward(&rnn, &x, &u);
     });
 }

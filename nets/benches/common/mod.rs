@@ -16,10 +16,10 @@ fn cpu_and_faults() -> (f64, u64) {
     ((field(11) + field(12)) as f64 / 100.0, field(7))
 }
 
-/// Runs `step` 10 times, then `steps` times, and prints `label`'s wall time, CPU time and
-/// minor page faults per step.
-pub fn plain_loop(label: &str, steps: usize, mut step: impl FnMut()) {
-    for _ in 0..10 {
+/// Runs `step` `warm_up` times, then `steps` times, and prints `label`'s wall time, CPU time
+/// and minor page faults per step.
+pub fn plain_loop(label: &str, warm_up: usize, steps: usize, mut step: impl FnMut()) {
+    for _ in 0..warm_up {
         step();
     }
     let (cpu0, faults0) = cpu_and_faults();

@@ -9,8 +9,11 @@ accuracy read back every batch, as `fit` does.
 
 python nets/benches/torch/epoch.py [lenet|resnet] [EPOCHS]  -> the median milliseconds per epoch
 (after one warm-up epoch), from the repository root.
+python nets/benches/torch/epoch.py cpu [lenet|resnet] EPOCHS  -> wall time, CPU time and minor page
+faults per epoch over EPOCHS epochs (after one warm-up epoch), as the Rust bench prints with
+EPOCHS=resnet:N.
 """
-import gzip, os, statistics, sys, time
+import gzip, os, resource, statistics, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 torch.set_num_threads(1)
@@ -91,14 +94,27 @@ def epoch(net, opt, x, y, bs=64):
 
 
 def main():
-    which = sys.argv[1] if len(sys.argv) > 1 else 'lenet'
-    epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    args = sys.argv[1:]
+    cpu = bool(args) and args[0] == 'cpu'
+    if cpu:
+        args = args[1:]
+    which = args[0] if args else 'lenet'
+    epochs = int(args[1]) if len(args) > 1 else 10
     if which == 'lenet':
         x, y = digits32(); net = LeNet5()
     else:
         x = torch.rand(1024, 3, 32, 32); y = torch.randint(0, 10, (1024,)); net = ResNet20()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     epoch(net, opt, x, y)  # warm-up
+    if cpu:
+        r0, c0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
+        for _ in range(epochs):
+            epoch(net, opt, x, y)
+        wall, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0.ru_minflt
+        print(f"torch {which} epoch: wall {wall / epochs * 1e3:.3f} ms  cpu {cpu_s / epochs * 1e3:.3f} ms"
+              f"  minor faults {faults / epochs:.0f} per step")
+        return
     times = []
     for _ in range(epochs):
         t = time.perf_counter(); epoch(net, opt, x, y); times.append(time.perf_counter() - t)
