@@ -48,7 +48,8 @@ struct Epoch<M> {
 
 impl<M: ModuleT> Epoch<M> {
     fn run(&self) {
-        fit(&self.clf, &self.vm, &self.train, None, &self.config, FitHooks::default()).expect("fit");
+        fit(&self.clf, &self.vm, &self.train, None, &self.config, FitHooks::default())
+            .expect("fit");
     }
 }
 

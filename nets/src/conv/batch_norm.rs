@@ -15,7 +15,7 @@ use candle_core::{Module, ModuleT, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 
 use super::fast_batch_norm::{self, Fusion};
-use super::fast_conv_norm::{self, NormParams};
+use super::fast_conv_norm::{self, ConvStage, NormParams, Statistics};
 use super::geometry::layer_error;
 use super::{check_input, fast, relu, Conv2d};
 
@@ -295,35 +295,54 @@ impl BatchNorm {
         residual: Option<&Tensor>,
     ) -> Result<Tensor> {
         let same_dtype = |t: Option<&Tensor>| t.is_none_or(|t| t.dtype() == x.dtype());
-        let config = conv.config();
-        let fused = fast::supports(x)
-            && conv.bias().is_none()
-            && same_dtype(self.weight.as_ref())
-            && same_dtype(residual)
-            && self.ranks.contains(&4)
-            && config.out_channels == self.num_features;
-        if !fused {
+        if !self.fuses_with(conv, x) || !same_dtype(residual) {
             let z = conv.forward(x)?;
             return match (fusion, residual) {
                 (Fusion::AddRelu, Some(r)) => self.forward_add_relu_t(&z, r, train),
                 _ => self.forward_fusion(&z, train, fusion, residual),
             };
         }
-        let dims = check_input("Conv2d", x.dims(), 4, config.in_channels, "[N, C, H, W]")?;
-        let (rows, cols) = config.axes("Conv2d", dims[2], dims[3])?;
-        let out = [dims[0], config.out_channels, rows.out, cols.out];
+        let (stage, out) = self.conv_stage(conv, x.dims(), train)?;
         if let Some(r) = residual.filter(|r| r.dims() != out) {
             return Err(layer_error(
                 self.layer,
                 format!(
-                    "the residual added after the batch norm must have the convolution's output                      shape {out:?}, got {:?}",
+                    "the residual added after the batch norm must have the convolution's output \
+                     shape {out:?}, got {:?}",
                     r.dims()
                 ),
             ));
         }
-        let count = out[0] * out[2] * out[3];
+        let (y, stats) = fast_conv_norm::conv_norm(x, stage, fusion, residual)?;
+        self.record_batch_stats(stats, &out)?;
+        Ok(y)
+    }
+
+    /// Whether `conv` followed by this batch norm runs as one fused CPU op on `x`: CPU, f32
+    /// or f64, a convolution without bias, parameters of `x`'s dtype.
+    pub(crate) fn fuses_with(&self, conv: &Conv2d, x: &Tensor) -> bool {
+        fast::supports(x)
+            && conv.bias().is_none()
+            && self.weight.as_ref().is_none_or(|w| w.dtype() == x.dtype())
+            && self.ranks.contains(&4)
+            && conv.config().out_channels == self.num_features
+    }
+
+    /// `conv` and this batch norm as a stage of the fused ops, on an input of shape `dims`
+    /// (checked: rank 4, the convolution's channels, a window that fits), with the running
+    /// statistics in evaluation; and the output shape.
+    pub(crate) fn conv_stage(
+        &self,
+        conv: &Conv2d,
+        dims: &[usize],
+        train: bool,
+    ) -> Result<(ConvStage, [usize; 4])> {
+        let config = conv.config();
+        let dims = check_input("Conv2d", dims, 4, config.in_channels, "[N, C, H, W]")?;
+        let (rows, cols) = config.axes("Conv2d", dims[2], dims[3])?;
+        let out = [dims[0], config.out_channels, rows.out, cols.out];
         let running = if train {
-            self.check_count(&out, count)?;
+            self.check_count(&out, out[0] * out[2] * out[3])?;
             None
         } else {
             let host = |t: &Tensor| t.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>();
@@ -332,27 +351,29 @@ impl BatchNorm {
         let (weight, bias) = match (&self.weight, &self.bias) {
             (Some(w), Some(b)) => (w.clone(), b.clone()),
             _ => {
-                let c = self.num_features;
-                (Tensor::ones(c, x.dtype(), x.device())?, Tensor::zeros(c, x.dtype(), x.device())?)
+                let (c, w) = (self.num_features, conv.weight());
+                (Tensor::ones(c, w.dtype(), w.device())?, Tensor::zeros(c, w.dtype(), w.device())?)
             }
         };
-        let norm = NormParams { eps: self.eps, running, weight: &weight, bias: &bias };
-        let (y, stats) = fast_conv_norm::conv_norm(
-            x,
-            conv.weight(),
-            config.groups,
-            &rows,
-            &cols,
-            norm,
-            fusion,
-            residual,
-        )?;
+        let norm = NormParams { eps: self.eps, running, weight, bias };
+        let stage =
+            ConvStage { weight: conv.weight().clone(), groups: config.groups, rows, cols, norm };
+        Ok((stage, out))
+    }
+
+    /// Moves the running statistics towards a fused op's batch statistics (`None` in
+    /// evaluation) over an output of shape `out`.
+    pub(crate) fn record_batch_stats(
+        &self,
+        stats: Option<Statistics>,
+        out: &[usize; 4],
+    ) -> Result<()> {
         if let Some((mean, var)) = stats {
-            let dtype = self.running_mean.dtype();
-            let as_tensor = |v: &[f64]| Tensor::new(v, x.device())?.to_dtype(dtype);
-            self.update_running(&as_tensor(&mean)?, &as_tensor(&var)?, count)?;
+            let (dtype, device) = (self.running_mean.dtype(), self.running_mean.device());
+            let as_tensor = |v: &[f64]| Tensor::new(v, device)?.to_dtype(dtype);
+            self.update_running(&as_tensor(&mean)?, &as_tensor(&var)?, out[0] * out[2] * out[3])?;
         }
-        Ok(y)
+        Ok(())
     }
 }
 

@@ -237,6 +237,11 @@ impl NormOp {
         Self { mean, inv_std, weight, batch_stats, fusion }
     }
 
+    /// Whether the statistics are the batch's (training) rather than the running ones.
+    pub(crate) fn batch_stats(&self) -> bool {
+        self.batch_stats
+    }
+
     /// `(N, C, L)`, after checking that the second and third operands (weight and bias of
     /// `c` values each, or the residual and both parameters) match `x` and the statistics.
     fn check(&self, x: &Layout, w: &Layout, b: &Layout) -> Result<(usize, usize, usize)> {

@@ -19,7 +19,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use candle_core::{
-    CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Storage, Tensor, WithDType,
+    CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor,
+    WithDType,
 };
 
 use super::fast::{ConvOp, Dims};
@@ -33,58 +34,70 @@ use crate::simd::vectorized;
 /// Per-channel `(mean, biased variance)`.
 pub(crate) type Statistics = (Vec<f64>, Vec<f64>);
 
-/// The batch norm's side of [`conv_norm`].
-pub(crate) struct NormParams<'a> {
+/// The batch norm's side of a [`ConvStage`].
+pub(crate) struct NormParams {
     pub eps: f64,
     /// The running `(mean, biased var)` in evaluation; `None` in training (batch
     /// statistics).
     pub running: Option<Statistics>,
-    pub weight: &'a Tensor,
-    pub bias: &'a Tensor,
+    pub weight: Tensor,
+    pub bias: Tensor,
 }
 
-/// `fusion(bn(conv(x, weight)))` for `x` `[N, C, H, W]` (CPU, f32 or f64) and `weight`
-/// `[O, C / groups, kH, kW]` over `rows` x `cols`, with `residual` (the output's shape) for
-/// [`Fusion::AddRelu`]; differentiable in `x`, `weight`, the batch norm's weight and bias,
-/// and the residual. Returns the output and, in training, the batch `(mean, biased var)`.
-#[allow(clippy::too_many_arguments)]
+/// A convolution (no bias) and the batch norm after it, as the fused ops take them: the
+/// convolution's weight `[O, C / groups, kH, kW]` and window geometry `rows` x `cols`.
+pub(crate) struct ConvStage {
+    pub weight: Tensor,
+    pub groups: usize,
+    pub rows: Axis,
+    pub cols: Axis,
+    pub norm: NormParams,
+}
+
+impl ConvStage {
+    /// The stage's parameters in `dtype`, flat, in the packed order of the fused ops:
+    /// convolution weight, batch-norm weight, batch-norm bias.
+    pub(crate) fn params(&self, dtype: DType) -> Result<[Tensor; 3]> {
+        Ok([
+            self.weight.to_dtype(dtype)?.flatten_all()?,
+            self.norm.weight.to_dtype(dtype)?,
+            self.norm.bias.to_dtype(dtype)?,
+        ])
+    }
+}
+
+/// `fusion(bn(conv(x)))` for `x` `[N, C, H, W]` (CPU, f32 or f64) through `stage`, with
+/// `residual` (the output's shape) for [`Fusion::AddRelu`]; differentiable in `x`, the
+/// convolution's weight, the batch norm's weight and bias, and the residual. Returns the
+/// output and, in training, the batch `(mean, biased var)`.
 pub(crate) fn conv_norm(
     x: &Tensor,
-    weight: &Tensor,
-    groups: usize,
-    rows: &Axis,
-    cols: &Axis,
-    norm: NormParams,
+    stage: ConvStage,
     fusion: Fusion,
     residual: Option<&Tensor>,
 ) -> Result<(Tensor, Option<Statistics>)> {
-    let dtype = x.dtype();
-    let weight = weight.to_dtype(dtype)?;
-    let params = Tensor::cat(
-        &[&weight.flatten_all()?, &norm.weight.to_dtype(dtype)?, &norm.bias.to_dtype(dtype)?],
-        0,
-    )?;
-    let saved = Arc::new(Mutex::new(None));
-    let training = norm.running.is_none();
-    let op = ConvNormOp {
-        conv: ConvOp::plain(groups, *rows, *cols),
-        weight_shape: weight.shape().clone(),
-        eps: norm.eps,
-        running: norm.running,
-        fusion,
-        saved: saved.clone(),
-    };
+    let params = Tensor::cat(&stage.params(x.dtype())?, 0)?;
+    let op = ConvNormOp::new(stage, fusion);
+    let saved = op.saved.clone();
     let x = x.contiguous()?;
     let y = match (fusion, residual) {
         (Fusion::AddRelu, Some(r)) => x.apply_op3(&params, &r.contiguous()?, op)?,
         (Fusion::AddRelu, None) => candle_core::bail!("conv + batch norm kernel: residual missing"),
         _ => x.apply_op2(&params, op)?,
     };
-    let stats = match &*saved.lock().unwrap_or_else(PoisonError::into_inner) {
-        Some(saved) if training => Some((saved.norm.mean.clone(), saved.var.clone())),
-        _ => None,
-    };
+    let stats = batch_statistics(&saved);
     Ok((y, stats))
+}
+
+/// The batch `(mean, biased var)` a training forward saved in `saved`; `None` in
+/// evaluation.
+pub(crate) fn batch_statistics(saved: &Mutex<Option<Saved>>) -> Option<Statistics> {
+    match &*saved.lock().unwrap_or_else(PoisonError::into_inner) {
+        Some(saved) if saved.norm.batch_stats() => {
+            Some((saved.norm.mean.clone(), saved.var.clone()))
+        }
+        _ => None,
+    }
 }
 
 /// What [`ConvNormOp::forward`] computes: the output `y` and what [`Saved`] keeps.
@@ -96,7 +109,7 @@ struct Forward<T> {
 }
 
 /// What the forward keeps for the backward.
-struct Saved {
+pub(crate) struct Saved {
     /// The convolution's output (the batch norm's input).
     z: CpuStorage,
     norm: NormOp,
@@ -104,21 +117,49 @@ struct Saved {
     var: Vec<f64>,
 }
 
-struct ConvNormOp {
-    conv: ConvOp,
+/// One convolution and batch norm (and its fusion) as a custom op; also a building block
+/// of the residual unit's op (`fast_residual`).
+pub(crate) struct ConvNormOp {
+    pub(crate) conv: ConvOp,
     weight_shape: Shape,
     eps: f64,
     running: Option<Statistics>,
     fusion: Fusion,
     /// Written by the forward, read by the backward (and by [`conv_norm`] for the batch
     /// statistics).
-    saved: Arc<Mutex<Option<Saved>>>,
+    pub(crate) saved: Arc<Mutex<Option<Saved>>>,
 }
 
 impl ConvNormOp {
+    pub(crate) fn new(stage: ConvStage, fusion: Fusion) -> Self {
+        Self {
+            conv: ConvOp::plain(stage.groups, stage.rows, stage.cols),
+            weight_shape: stage.weight.shape().clone(),
+            eps: stage.norm.eps,
+            running: stage.norm.running,
+            fusion,
+            saved: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The length of the packed parameters: weight, batch-norm weight and bias.
+    pub(crate) fn params_len(&self) -> usize {
+        self.weight_shape.elem_count() + 2 * self.weight_shape.dims()[0]
+    }
+
+    /// The output shape `[N, O, H', W']` for the sizes `d`.
+    pub(crate) fn out_shape(&self, d: &Dims) -> Shape {
+        Shape::from((d.n, d.out_ch, self.conv.rows.out, self.conv.cols.out))
+    }
+
     /// The convolution's sizes and the length of the packed parameters, checked against
     /// the operands.
-    fn dims(&self, x: &Layout, params: &Layout, residual: Option<&Layout>) -> Result<Dims> {
+    pub(crate) fn dims(
+        &self,
+        x: &Layout,
+        params: &Layout,
+        residual: Option<&Layout>,
+    ) -> Result<Dims> {
         let d = self.conv.dims(x, &Layout::contiguous(self.weight_shape.clone()))?;
         let want = self.weight_shape.elem_count() + 2 * d.out_ch;
         let out = [d.n, d.out_ch, self.conv.rows.out, self.conv.cols.out];
@@ -161,7 +202,7 @@ impl ConvNormOp {
 
     /// Runs [`Self::forward`], keeps what the backward needs in [`Self::saved`], and returns
     /// the output.
-    fn forward_and_save<T: Element>(
+    pub(crate) fn forward_and_save<T: Element>(
         &self,
         x: &[T],
         params: &[T],
@@ -181,7 +222,7 @@ impl ConvNormOp {
         residual: Option<(&CpuStorage, &Layout)>,
     ) -> Result<(CpuStorage, Shape)> {
         let d = self.dims(l1, l2, residual.map(|(_, l)| l))?;
-        let shape = Shape::from((d.n, d.out_ch, self.conv.rows.out, self.conv.cols.out));
+        let shape = self.out_shape(&d);
         let y = match residual {
             Some((s3, l3)) => {
                 dispatch3!(s1, l1, s2, l2, s3, l3, |x, p, r| self.forward_and_save(x, p, r, d)?)
@@ -192,24 +233,29 @@ impl ConvNormOp {
     }
 
     /// The input and parameter gradients (those asked for) from `x`, the packed parameters,
-    /// the output gradient `g` and the output `y` (for the ReLU's mask).
+    /// the output gradient `g` and the output `y` (for the ReLU's mask; unread without a
+    /// ReLU), and the batch norm's gradients, flat: `[dz, dr, d weight, d bias]`, where
+    /// `dr`, the residual's gradient (the masked `g`), is there only with `want_residual`
+    /// and [`Fusion::AddRelu`].
     #[allow(clippy::type_complexity)]
-    fn backward<T: Element>(
+    pub(crate) fn backward<T: Element>(
         &self,
         (x, params, g, y): (&[T], &[T], &[T], &[T]),
         saved: &Saved,
         d: Dims,
-        (want_x, want_params): (bool, bool),
-    ) -> Result<(Option<Vec<T>>, Option<Vec<T>>)> {
+        (want_x, want_params, want_residual): (bool, bool, bool),
+    ) -> Result<(Option<Vec<T>>, Option<Vec<T>>, Vec<T>)> {
         let z = saved.z.as_slice::<T>()?;
         let ncl = (d.n, d.out_ch, d.l);
         let masked = (self.fusion != Fusion::None).then_some(y);
-        // [dz, d bn weight, d bn bias]
+        let with_dr = want_residual && self.fusion == Fusion::AddRelu;
         let all = vectorized(
             #[inline(always)]
-            || saved.norm.backward(z, g, masked, false, ncl),
+            || saved.norm.backward(z, g, masked, with_dr, ncl),
         );
-        let (dz, dbn) = all.split_at(d.n * d.out_ch * d.l);
+        let nel = d.n * d.out_ch * d.l;
+        let dz = &all[..nel];
+        let dbn = &all[all.len() - 2 * d.out_ch..];
         let w = &params[..self.weight_shape.elem_count()];
         let gx = if want_x { Some(self.conv.grad_input(dz, w, d)?) } else { None };
         let gp = if want_params {
@@ -219,7 +265,7 @@ impl ConvNormOp {
         } else {
             None
         };
-        Ok((gx, gp))
+        Ok((gx, gp, all))
     }
 
     /// [`Self::backward`] on the storages of `(x, params, grad, y)`, as tensors.
@@ -236,7 +282,7 @@ impl ConvNormOp {
             contiguous::<T>(gs, gl)?,
             contiguous::<T>(ys, yl)?,
         );
-        let (gx, gp) = self.backward(slices, saved, d, want)?;
+        let (gx, gp, _) = self.backward(slices, saved, d, (want.0, want.1, false))?;
         let cpu = Device::Cpu;
         let gx = gx.map(|v| Tensor::from_vec(v, xl.shape(), &cpu)).transpose()?;
         let gp = gp.map(|v| Tensor::from_vec(v, pl.shape(), &cpu)).transpose()?;

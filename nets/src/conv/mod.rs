@@ -33,6 +33,7 @@ mod fast_im2col;
 mod fast_ops;
 mod fast_pool;
 mod fast_relu;
+mod fast_residual;
 mod fast_shifted;
 #[cfg(test)]
 mod fast_tests;
