@@ -21,11 +21,12 @@
 //! The column buffer is a per-thread scratch reused across calls ([`Element::with_scratch`]).
 //! Stride-1 column taps are copied as whole runs. Stride-1 convolutions with at least 16
 //! channels per group on maps at least 16 wide skip the column matrix altogether: one GEMM
-//! per tap over a shifted view of a padded copy of the image (`fast_shifted`).
+//! per tap over a shifted view of a padded copy of the image (`fast_shifted`), or, in f32
+//! with 16 or 32 channels, a direct AVX-512 kernel over that view (`fast_direct`).
 //!
 //! Files: this one holds the op's description and the per-image drivers; `fast_im2col` the
-//! gather tables and im2col/col2im, `fast_shifted` the shifted-view path, `fast_gemm` the
-//! matrix views, the gemm call and the scratch buffers, `fast_ops` candle's custom-op glue
+//! gather tables and im2col/col2im, `fast_shifted` the shifted-view path, `fast_direct` its
+//! f32 kernels for few channels, `fast_gemm` the matrix views, the gemm call and the scratch buffers, `fast_ops` candle's custom-op glue
 //! (forward, backward, gradient ops), `fast_tests` the tests.
 //!
 //! Bias and ReLU live inside the op (`relu(conv(x) + b)`), so a layer records one graph

@@ -13,10 +13,16 @@ use num_traits::Float;
 pub(crate) trait Element: WithDType + Float {
     /// Runs `f` on a scratch slice of `len` elements (contents unspecified).
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+
+    /// The slice as f32 when `Self` is f32 (the direct kernels, `fast_direct`, are f32 only).
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+
+    /// [`Element::as_f32`] for a mutable slice.
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 macro_rules! element {
-    ($t:ty, $key:ident) => {
+    ($t:ty, $key:ident, $as_f32:expr, $as_f32_mut:expr) => {
         thread_local! {
             static $key: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -34,12 +40,20 @@ macro_rules! element {
                     Err(_) => f(&mut vec![0.0; len]),
                 })
             }
+
+            fn as_f32(s: &[Self]) -> Option<&[f32]> {
+                $as_f32(s)
+            }
+
+            fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+                $as_f32_mut(s)
+            }
         }
     };
 }
 
-element!(f32, COLS_F32);
-element!(f64, COLS_F64);
+element!(f32, COLS_F32, Some, Some);
+element!(f64, COLS_F64, |_| None, |_| None);
 
 /// A row-major matrix view for [`matmul`]: element `(i, j)` is at `offset + i rs + j cs`.
 #[derive(Clone, Copy)]

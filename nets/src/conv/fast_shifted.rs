@@ -25,17 +25,24 @@
 //! `O_g` (input gradient) instead of `C_g kH kW`, so the path is taken only from
 //! [`MIN_CHANNELS`] channels per group on, and only where at most an eighth of the wide grid
 //! is junk (16 columns and more for a 3x3 kernel); fewer channels (an RGB stem, LeNet's 1-
-//! and 6-channel layers) and narrower maps (ResNet-20's 8x8 stage) keep im2col. Numerically the taps are summed in a different order than
-//! im2col's single product; the result is still the same bit for bit from run to run.
+//! and 6-channel layers) and narrower maps (ResNet-20's 8x8 stage) keep im2col. Numerically the
+//! taps are summed in a different order than im2col's single product; the result is still
+//! the same bit for bit from run to run.
+//!
+//! In f32 on AVX-512, layers with 16 or 32 channels (one group) replace the nine products
+//! by the direct kernels of `fast_direct` on the same padded layout: the forward and the
+//! input gradient from 16 or 32 output (input) channels, the weight gradient at 16 output
+//! channels. The wide rows are then padded to whole vectors (`wide_stride`).
 
 use std::mem::MaybeUninit;
 
 use num_traits::Float;
 
 use super::fast::{ConvOp, Dims};
+use super::fast_direct::{self, LANES};
 use super::fast_gemm::{matmul, Element, Mat};
 use crate::simd::vectorized;
-use candle_core::Result;
+use candle_core::{DType, Result};
 
 /// The fewest input channels per group (forward, weight gradient) and output channels per
 /// group (input gradient) for which the shifted GEMMs beat im2col: below, each tap's
@@ -57,10 +64,15 @@ pub(crate) struct Shifted {
     /// Padded row width (the wide grid's row width).
     wp: usize,
     /// Elements per padded channel: `Hp Wp` plus slack for the junk columns of the last
-    /// row, which read up to `(kW - 1) d_w` past the plane.
+    /// row, which read up to `(kW - 1) d_w` past the plane, and for the direct kernels'
+    /// whole vectors of positions.
     plane: usize,
     /// Wide output positions: `H' Wp`.
     wide: usize,
+    /// `wide` rounded up to whole vectors of the direct kernels (`fast_direct`).
+    wide_stride: usize,
+    /// The largest tap offset, `(kH - 1) d_h Wp + (kW - 1) d_w`.
+    max_off: usize,
     /// Tap offsets `th d_h Wp + tw d_w`, tap-major as the weight's `kH x kW`.
     offsets: [usize; MAX_TAPS],
     taps: usize,
@@ -102,7 +114,7 @@ impl Shifted {
             return None;
         }
         let (span_h, span_w) = (r.dilation * (r.k - 1), c.dilation * (c.k - 1));
-        let (hp, wp) = (r.out + span_h, c.out + span_w);
+        let wp = c.out + span_w;
         // Narrow maps waste too many products on the junk columns (measured: at 8x8 with a
         // 3x3 kernel, 25% junk, the shifted path is 15% slower than im2col; at 16x16 they
         // are even).
@@ -115,6 +127,9 @@ impl Shifted {
                 offsets[th * c.k + tw] = th * r.dilation * wp + tw * c.dilation;
             }
         }
+        let wide = r.out * wp;
+        let wide_stride = wide.div_ceil(LANES) * LANES;
+        let max_off = span_h * wp + span_w;
         Some(Self {
             pad_top: r.pad_lo as usize,
             pad_left: c.pad_lo as usize,
@@ -123,8 +138,11 @@ impl Shifted {
             out_h: r.out,
             out_w: c.out,
             wp,
-            plane: hp * wp + span_w,
-            wide: r.out * wp,
+            // At least `Hp Wp + (kW - 1) d_w = wide + max_off`.
+            plane: wide_stride + max_off + LANES,
+            wide,
+            wide_stride,
+            max_off,
             offsets,
             taps,
         })
@@ -132,13 +150,65 @@ impl Shifted {
 
     /// Scratch elements for the forward: padded image, wide output, tap-major weights.
     pub(crate) fn forward_scratch(&self, d: &Dims) -> usize {
-        d.c * self.plane + d.og * self.wide + self.taps * d.out_ch * d.cg
+        d.c * self.plane + d.og * self.wide_stride + self.taps * d.out_ch * d.cg
     }
 
-    /// Scratch elements for the input gradient: padded gradient, wide output gradient,
+    /// Scratch elements for the input gradient: padded gradient and wide output gradient
+    /// (or, for the direct kernel, the gradient's rows and the padded output gradient),
     /// tap-major weights.
     pub(crate) fn grad_input_scratch(&self, d: &Dims) -> usize {
-        d.c * self.plane + d.out_ch * self.wide + self.taps * d.out_ch * d.cg
+        let products = d.c * self.plane + d.out_ch * self.wide;
+        let direct = d.c * self.input_rows() + d.out_ch * self.dout_plane();
+        products.max(direct) + self.taps * d.out_ch * d.cg
+    }
+
+    /// Whether the forward (`out`: the output channels) or the input gradient (`out`: the
+    /// input channels) of `op` runs on the direct kernel [`fast_direct::conv_taps`]: f32
+    /// on AVX-512, one group, 16 or 32 channels out (measured: faster than the nine
+    /// products up to 32 channels, slower at 64).
+    pub(crate) fn direct_taps<T: Element>(&self, op: &ConvOp, out: usize) -> bool {
+        T::DTYPE == DType::F32
+            && op.groups == 1
+            && out.is_multiple_of(LANES)
+            && out <= 2 * LANES
+            && fast_direct::available()
+    }
+
+    /// Whether the weight gradient runs on [`fast_direct::weight_taps`]: f32 on AVX-512, one
+    /// group, 16 output channels, input channels in blocks of 8 (at 32 output channels the
+    /// products are as fast).
+    pub(crate) fn direct_weight<T: Element>(&self, op: &ConvOp, d: &Dims) -> bool {
+        T::DTYPE == DType::F32
+            && op.groups == 1
+            && d.og == LANES
+            && d.cg.is_multiple_of(8)
+            && fast_direct::available()
+    }
+
+    /// The input gradient's positions on the padded grid, from the first input row on:
+    /// `H Wp`, rounded up to whole vectors.
+    fn input_rows(&self) -> usize {
+        (self.h * self.wp).div_ceil(LANES) * LANES
+    }
+
+    /// The row length of the zero-padded output gradient the direct input gradient reads:
+    /// `max_off` zeros, the wide gradient, and zeros up to the last read.
+    fn dout_plane(&self) -> usize {
+        self.max_off + self.pad_top * self.wp + self.input_rows() + LANES
+    }
+
+    /// `w` `[O, C_g, kH, kW]` to `[taps, C_g, O]` (one group), the direct forward's layout.
+    #[inline(always)]
+    fn taps_outputs_last<T: Float>(&self, w: &[T], d: &Dims, dst: &mut [T]) {
+        let (o_all, cg, taps) = (d.out_ch, d.cg, self.taps);
+        for o in 0..o_all {
+            for c in 0..cg {
+                let src = &w[(o * cg + c) * taps..(o * cg + c + 1) * taps];
+                for (t, &v) in src.iter().enumerate() {
+                    dst[(t * cg + c) * o_all + o] = v;
+                }
+            }
+        }
     }
 
     /// Scratch elements for the weight gradient: padded image, wide output gradient,
@@ -214,19 +284,33 @@ impl Shifted {
         out: &mut [MaybeUninit<T>],
     ) -> Result<()> {
         let (padded, rest) = scratch.split_at_mut(d.c * self.plane);
-        let (wide, wt) = rest.split_at_mut(d.og * self.wide);
+        let (wide, wt) = rest.split_at_mut(d.og * self.wide_stride);
+        let direct = self.direct_taps::<T>(op, d.og);
         vectorized(
             #[inline(always)]
-            || self.taps_first(w, &d, wt),
+            || match direct {
+                true => self.taps_outputs_last(w, &d, wt),
+                false => self.taps_first(w, &d, wt),
+            },
         );
+        // The wide output's row length.
+        let row = if direct { self.wide_stride } else { self.wide };
         let (ow, l) = (self.out_w, self.out_h * self.out_w);
         for img in 0..d.n {
             vectorized(
                 #[inline(always)]
                 || self.pad(&x[img * d.c * d.hw..(img + 1) * d.c * d.hw], d.c, padded),
             );
+            if direct {
+                let operands = (T::as_f32(padded), T::as_f32(wt), T::as_f32_mut(wide));
+                let (Some(src), Some(w), Some(dst)) = operands else {
+                    candle_core::bail!("conv kernel: the direct path takes f32")
+                };
+                let src = (src, self.plane, &self.offsets[..self.taps], d.cg);
+                fast_direct::conv_taps(src, w, d.og, self.wide_stride, dst, self.wide_stride)?;
+            }
             for g in 0..op.groups {
-                for t in 0..self.taps {
+                for t in (0..self.taps).filter(|_| !direct) {
                     let w_t = (t * d.out_ch + g * d.og) * d.cg;
                     let shifted = g * d.cg * self.plane + self.offsets[t];
                     if d.og < WIDE_ROWS_BELOW {
@@ -250,7 +334,7 @@ impl Shifted {
                     #[inline(always)]
                     || {
                         for (o, dst) in block.chunks_exact_mut(l).enumerate() {
-                            let src = &wide[o * self.wide..(o + 1) * self.wide];
+                            let src = &wide[o * row..o * row + self.wide];
                             let bias = if op.bias { b[g * d.og + o] } else { T::zero() };
                             for (drow, srow) in
                                 dst.chunks_exact_mut(ow).zip(src.chunks_exact(self.wp))
@@ -278,6 +362,9 @@ impl Shifted {
         scratch: &mut [T],
         gx: &mut [MaybeUninit<T>],
     ) -> Result<()> {
+        if self.direct_taps::<T>(op, d.cg) {
+            return self.grad_input_direct(gout, w, d, scratch, gx);
+        }
         let (padded, rest) = scratch.split_at_mut(d.c * self.plane);
         let (wide, wt) = rest.split_at_mut(d.out_ch * self.wide);
         vectorized(
@@ -334,6 +421,72 @@ impl Shifted {
         Ok(())
     }
 
+    /// [`Self::grad_input`] on the direct kernel: the input gradient of a stride-1
+    /// convolution is the convolution of the zero-padded output gradient with the taps
+    /// mirrored and the channels swapped. On the padded input grid (row width `Wp`), the
+    /// gradient at `q` is `sum_t W_t^T dout_wide[q - off_t]`; with `max_off` zeros in
+    /// front of each row of `dout_wide`, that is a convolution with the offsets
+    /// `max_off - off_t`, computed for the input's rows (`q` from `pad_top Wp` on) and
+    /// copied out without the padding columns.
+    fn grad_input_direct<T: Element>(
+        &self,
+        gout: &[T],
+        w: &[T],
+        d: Dims,
+        scratch: &mut [T],
+        gx: &mut [MaybeUninit<T>],
+    ) -> Result<()> {
+        let (rows, plane) = (self.input_rows(), self.dout_plane());
+        let (dx, rest) = scratch.split_at_mut(d.c * rows);
+        let (dout, wt) = rest.split_at_mut(d.out_ch * plane);
+        vectorized(
+            #[inline(always)]
+            || {
+                self.taps_first(w, &d, wt);
+                dout.fill(T::zero());
+            },
+        );
+        let first = self.pad_top * self.wp;
+        let offs: Vec<usize> =
+            self.offsets[..self.taps].iter().map(|&off| first + self.max_off - off).collect();
+        let (l, ow) = (self.out_h * self.out_w, self.out_w);
+        for img in 0..d.n {
+            let go = &gout[img * d.out_ch * l..(img + 1) * d.out_ch * l];
+            vectorized(
+                #[inline(always)]
+                || {
+                    // Only the valid columns: the junk columns and the rest stay zero.
+                    for (src, dst) in go.chunks_exact(l).zip(dout.chunks_exact_mut(plane)) {
+                        let dst = &mut dst[self.max_off..];
+                        for (srow, drow) in src.chunks_exact(ow).zip(dst.chunks_mut(self.wp)) {
+                            drow[..ow].copy_from_slice(srow);
+                        }
+                    }
+                },
+            );
+            let operands = (T::as_f32(dout), T::as_f32(wt), T::as_f32_mut(dx));
+            let (Some(src), Some(w32), Some(dst)) = operands else {
+                candle_core::bail!("conv kernel: the direct path takes f32")
+            };
+            fast_direct::conv_taps((src, plane, &offs, d.out_ch), w32, d.cg, rows, dst, rows)?;
+            let gxi = &mut gx[img * d.c * d.hw..(img + 1) * d.c * d.hw];
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (src, dst) in dx.chunks_exact(rows).zip(gxi.chunks_exact_mut(d.hw)) {
+                        for (ih, drow) in dst.chunks_exact_mut(self.w).enumerate() {
+                            let at = ih * self.wp + self.pad_left;
+                            for (dv, &v) in drow.iter_mut().zip(&src[at..at + self.w]) {
+                                dv.write(v);
+                            }
+                        }
+                    }
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// `dL/dW` `[O, C_g, kH, kW]` from the input `x` and the output gradient `gout`.
     ///
     /// `dW_t [O_g, C_g] += dout_wide [O_g, H' Wp] @ shift_t(padded)^T`: both operands run
@@ -355,6 +508,11 @@ impl Shifted {
         let (padded, rest) = scratch.split_at_mut(d.c * self.plane);
         let (wide_t, gwt) = rest.split_at_mut(d.out_ch * self.wide);
         let l = self.out_h * self.out_w;
+        let direct = self.direct_weight::<T>(op, &d);
+        if direct {
+            // The direct kernel adds every image's products.
+            gwt.fill(T::zero());
+        }
         // gwt: per tap and group, `dW_t^T` `[C_g, O_g]` at `(t O + g O_g) C_g`.
         for img in 0..d.n {
             let go = &gout[img * d.out_ch * l..(img + 1) * d.out_ch * l];
@@ -365,6 +523,16 @@ impl Shifted {
                     self.widen_transposed(go, d.out_ch, wide_t);
                 },
             );
+            if direct {
+                let (Some(src), Some(dt), Some(out)) =
+                    (T::as_f32(padded), T::as_f32(wide_t), T::as_f32_mut(gwt))
+                else {
+                    candle_core::bail!("conv kernel: the direct path takes f32")
+                };
+                let src = (src, self.plane, &self.offsets[..self.taps], d.cg);
+                fast_direct::weight_taps(src, dt, d.out_ch, self.wide, out)?;
+                continue;
+            }
             for g in 0..op.groups {
                 let shape = (d.og, d.cg, self.wide);
                 for t in 0..self.taps {

@@ -28,6 +28,7 @@ mod fast;
 mod fast_batch_norm;
 mod fast_bias;
 mod fast_conv_norm;
+mod fast_direct;
 mod fast_gemm;
 mod fast_im2col;
 mod fast_ops;
