@@ -19,9 +19,18 @@
 //!
 //! The sums run in a fixed order (taps, then channels; positions in order), so the results
 //! are the same from run to run; they differ from the matrix products' in rounding only.
-//! The safe wrappers check every index the kernels read or write.
+//! The safe wrappers check every index the kernels read or write. The `Shifted` methods
+//! here decide where the kernels apply and run the input gradient through [`conv_taps`].
 
-use candle_core::Result;
+use std::mem::MaybeUninit;
+
+use candle_core::{DType, Result};
+use num_traits::Float;
+
+use super::fast::{ConvOp, Dims};
+use super::fast_gemm::Element;
+use super::fast_shifted::Shifted;
+use crate::simd::vectorized;
 
 /// Output channels per register (f32 lanes of AVX-512).
 pub(crate) const LANES: usize = 16;
@@ -140,6 +149,133 @@ pub(crate) fn weight_taps(
         }
     }
     Ok(())
+}
+
+/// The direct kernels on the shifted layout: when they apply, and the input gradient.
+impl Shifted {
+    /// Whether the forward (`out`: the output channels) or the input gradient (`out`: the
+    /// input channels) of `op` runs on the direct kernel [`fast_direct::conv_taps`]: f32
+    /// on AVX-512, one group, 16 or 32 channels out (measured: faster than the nine
+    /// products up to 32 channels, slower at 64).
+    pub(crate) fn direct_taps<T: Element>(&self, op: &ConvOp, out: usize) -> bool {
+        T::DTYPE == DType::F32
+            && op.groups == 1
+            && out.is_multiple_of(LANES)
+            && out <= 2 * LANES
+            && available()
+    }
+
+    /// Whether the weight gradient runs on [`fast_direct::weight_taps`]: f32 on AVX-512, one
+    /// group, 16 output channels, input channels in blocks of 8 (at 32 output channels the
+    /// products are as fast).
+    pub(crate) fn direct_weight<T: Element>(&self, op: &ConvOp, d: &Dims) -> bool {
+        T::DTYPE == DType::F32
+            && op.groups == 1
+            && d.og == LANES
+            && d.cg.is_multiple_of(8)
+            && available()
+    }
+
+    /// The input gradient's positions on the padded grid, from the first input row on:
+    /// `H Wp`, rounded up to whole vectors.
+    pub(super) fn input_rows(&self) -> usize {
+        (self.h * self.wp).div_ceil(LANES) * LANES
+    }
+
+    /// The row length of the zero-padded output gradient the direct input gradient reads:
+    /// `max_off` zeros, the wide gradient, and zeros up to the last read.
+    pub(super) fn dout_plane(&self) -> usize {
+        self.max_off + self.pad_top * self.wp + self.input_rows() + LANES
+    }
+
+    /// `w` `[O, C_g, kH, kW]` to `[taps, C_g, O]` (one group), the direct forward's layout.
+    #[inline(always)]
+    pub(super) fn taps_outputs_last<T: Float>(&self, w: &[T], d: &Dims, dst: &mut [T]) {
+        let (o_all, cg, taps) = (d.out_ch, d.cg, self.taps);
+        for o in 0..o_all {
+            for c in 0..cg {
+                let src = &w[(o * cg + c) * taps..(o * cg + c + 1) * taps];
+                for (t, &v) in src.iter().enumerate() {
+                    dst[(t * cg + c) * o_all + o] = v;
+                }
+            }
+        }
+    }
+
+    /// Scratch elements for the weight gradient: padded image, wide output gradient,
+    /// tap-major weight gradient.
+    pub(crate) fn grad_weight_scratch(&self, d: &Dims) -> usize {
+        if self.columns {
+            return self.columns_grad_weight_scratch(d);
+        }
+        d.c * self.plane + d.out_ch * self.wide + self.taps * d.out_ch * d.cg
+    }
+
+    /// [`Self::grad_input`] on the direct kernel: the input gradient of a stride-1
+    /// convolution is the convolution of the zero-padded output gradient with the taps
+    /// mirrored and the channels swapped. On the padded input grid (row width `Wp`), the
+    /// gradient at `q` is `sum_t W_t^T dout_wide[q - off_t]`; with `max_off` zeros in
+    /// front of each row of `dout_wide`, that is a convolution with the offsets
+    /// `max_off - off_t`, computed for the input's rows (`q` from `pad_top Wp` on) and
+    /// copied out without the padding columns.
+    pub(super) fn grad_input_direct<T: Element>(
+        &self,
+        gout: &[T],
+        w: &[T],
+        d: Dims,
+        scratch: &mut [T],
+        gx: &mut [MaybeUninit<T>],
+    ) -> Result<()> {
+        let (rows, plane) = (self.input_rows(), self.dout_plane());
+        let (dx, rest) = scratch.split_at_mut(d.c * rows);
+        let (dout, wt) = rest.split_at_mut(d.out_ch * plane);
+        vectorized(
+            #[inline(always)]
+            || {
+                self.taps_first(w, &d, wt);
+                dout.fill(T::zero());
+            },
+        );
+        let first = self.pad_top * self.wp;
+        let offs: Vec<usize> =
+            self.offsets[..self.taps].iter().map(|&off| first + self.max_off - off).collect();
+        let (l, ow) = (self.out_h * self.out_w, self.out_w);
+        for img in 0..d.n {
+            let go = &gout[img * d.out_ch * l..(img + 1) * d.out_ch * l];
+            vectorized(
+                #[inline(always)]
+                || {
+                    // Only the valid columns: the junk columns and the rest stay zero.
+                    for (src, dst) in go.chunks_exact(l).zip(dout.chunks_exact_mut(plane)) {
+                        let dst = &mut dst[self.max_off..];
+                        for (srow, drow) in src.chunks_exact(ow).zip(dst.chunks_mut(self.wp)) {
+                            drow[..ow].copy_from_slice(srow);
+                        }
+                    }
+                },
+            );
+            let operands = (T::as_f32(dout), T::as_f32(wt), T::as_f32_mut(dx));
+            let (Some(src), Some(w32), Some(dst)) = operands else {
+                candle_core::bail!("conv kernel: the direct path takes f32")
+            };
+            conv_taps((src, plane, &offs, d.out_ch), w32, d.cg, rows, dst, rows)?;
+            let gxi = &mut gx[img * d.c * d.hw..(img + 1) * d.c * d.hw];
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (src, dst) in dx.chunks_exact(rows).zip(gxi.chunks_exact_mut(d.hw)) {
+                        for (ih, drow) in dst.chunks_exact_mut(self.w).enumerate() {
+                            let at = ih * self.wp + self.pad_left;
+                            for (dv, &v) in drow.iter_mut().zip(&src[at..at + self.w]) {
+                                dv.write(v);
+                            }
+                        }
+                    }
+                },
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

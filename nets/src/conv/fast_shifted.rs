@@ -42,7 +42,7 @@ use super::fast::{ConvOp, Dims};
 use super::fast_direct::{self, LANES};
 use super::fast_gemm::{matmul, Element, Mat};
 use crate::simd::vectorized;
-use candle_core::{DType, Result};
+use candle_core::Result;
 
 /// The fewest input channels per group (forward, weight gradient) and output channels per
 /// group (input gradient) for which the shifted GEMMs beat im2col: below, each tap's
@@ -53,29 +53,32 @@ pub(crate) const MIN_CHANNELS: usize = 16;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Shifted {
     /// Padding before the first row and column.
-    pad_top: usize,
-    pad_left: usize,
+    pub(super) pad_top: usize,
+    pub(super) pad_left: usize,
     /// Input rows and columns.
-    h: usize,
-    w: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
     /// Output rows and columns.
-    out_h: usize,
-    out_w: usize,
+    pub(super) out_h: usize,
+    pub(super) out_w: usize,
     /// Padded row width (the wide grid's row width).
-    wp: usize,
+    pub(super) wp: usize,
     /// Elements per padded channel: `Hp Wp` plus slack for the junk columns of the last
     /// row, which read up to `(kW - 1) d_w` past the plane, and for the direct kernels'
     /// whole vectors of positions.
-    plane: usize,
+    pub(super) plane: usize,
     /// Wide output positions: `H' Wp`.
-    wide: usize,
+    pub(super) wide: usize,
     /// `wide` rounded up to whole vectors of the direct kernels (`fast_direct`).
-    wide_stride: usize,
+    pub(super) wide_stride: usize,
     /// The largest tap offset, `(kH - 1) d_h Wp + (kW - 1) d_w`.
-    max_off: usize,
+    pub(super) max_off: usize,
     /// Tap offsets `th d_h Wp + tw d_w`, tap-major as the weight's `kH x kW`.
-    offsets: [usize; MAX_TAPS],
-    taps: usize,
+    pub(super) offsets: [usize; MAX_TAPS],
+    pub(super) taps: usize,
+    /// Few channels: one product over the wide column matrix (`fast_columns`) instead of
+    /// one per tap.
+    pub(crate) columns: bool,
 }
 
 /// Below this many output (forward) or input (input gradient) channels per group the
@@ -87,8 +90,11 @@ pub(crate) struct Shifted {
 /// 3 with both, on a machine whose rounds varied by 10%: a small gain at most.
 const WIDE_ROWS_BELOW: usize = 64;
 
-/// The wide grid may hold at most `1 / MAX_JUNK` junk columns.
+/// The wide grid may hold at most `1 / MAX_JUNK` junk columns (`1 / MAX_JUNK_COLUMNS` with
+/// the wide column matrix, where the junk costs products but saves im2col's short copies:
+/// LeNet's second layer, 10 columns of 14, takes it).
 const MAX_JUNK: usize = 8;
+const MAX_JUNK_COLUMNS: usize = 2;
 
 /// The largest kernel (taps) the shifted path takes; larger kernels use im2col.
 const MAX_TAPS: usize = 49;
@@ -96,7 +102,8 @@ const MAX_TAPS: usize = 49;
 impl Shifted {
     /// The layout of `op` when it is a stride-1 convolution without zero-stuffing or
     /// cropping, not pointwise, with `cg` input and `og` output channels per group from
-    /// [`MIN_CHANNELS`] on; `None` otherwise.
+    /// [`MIN_CHANNELS`] on, or with fewer channels and one group (the wide column matrix,
+    /// [`Shifted::columns`]); `None` otherwise.
     pub(crate) fn of(op: &ConvOp, cg: usize, og: usize) -> Option<Self> {
         let (r, c) = (&op.rows, &op.cols);
         let plain = |a: &super::geometry::Axis| {
@@ -110,7 +117,8 @@ impl Shifted {
         if !plain(r) || !plain(c) || taps > MAX_TAPS || taps == 1 {
             return None;
         }
-        if cg < MIN_CHANNELS || og < MIN_CHANNELS {
+        let columns = cg < MIN_CHANNELS || og < MIN_CHANNELS;
+        if columns && op.groups != 1 {
             return None;
         }
         let (span_h, span_w) = (r.dilation * (r.k - 1), c.dilation * (c.k - 1));
@@ -118,7 +126,7 @@ impl Shifted {
         // Narrow maps waste too many products on the junk columns (measured: at 8x8 with a
         // 3x3 kernel, 25% junk, the shifted path is 15% slower than im2col; at 16x16 they
         // are even).
-        if span_w * MAX_JUNK > wp {
+        if span_w * if columns { MAX_JUNK_COLUMNS } else { MAX_JUNK } > wp {
             return None;
         }
         let mut offsets = [0; MAX_TAPS];
@@ -145,11 +153,15 @@ impl Shifted {
             max_off,
             offsets,
             taps,
+            columns,
         })
     }
 
     /// Scratch elements for the forward: padded image, wide output, tap-major weights.
     pub(crate) fn forward_scratch(&self, d: &Dims) -> usize {
+        if self.columns {
+            return self.columns_forward_scratch(d);
+        }
         d.c * self.plane + d.og * self.wide_stride + self.taps * d.out_ch * d.cg
     }
 
@@ -157,70 +169,18 @@ impl Shifted {
     /// (or, for the direct kernel, the gradient's rows and the padded output gradient),
     /// tap-major weights.
     pub(crate) fn grad_input_scratch(&self, d: &Dims) -> usize {
+        if self.columns {
+            return self.columns_grad_input_scratch(d);
+        }
         let products = d.c * self.plane + d.out_ch * self.wide;
         let direct = d.c * self.input_rows() + d.out_ch * self.dout_plane();
         products.max(direct) + self.taps * d.out_ch * d.cg
     }
 
-    /// Whether the forward (`out`: the output channels) or the input gradient (`out`: the
-    /// input channels) of `op` runs on the direct kernel [`fast_direct::conv_taps`]: f32
-    /// on AVX-512, one group, 16 or 32 channels out (measured: faster than the nine
-    /// products up to 32 channels, slower at 64).
-    pub(crate) fn direct_taps<T: Element>(&self, op: &ConvOp, out: usize) -> bool {
-        T::DTYPE == DType::F32
-            && op.groups == 1
-            && out.is_multiple_of(LANES)
-            && out <= 2 * LANES
-            && fast_direct::available()
-    }
-
-    /// Whether the weight gradient runs on [`fast_direct::weight_taps`]: f32 on AVX-512, one
-    /// group, 16 output channels, input channels in blocks of 8 (at 32 output channels the
-    /// products are as fast).
-    pub(crate) fn direct_weight<T: Element>(&self, op: &ConvOp, d: &Dims) -> bool {
-        T::DTYPE == DType::F32
-            && op.groups == 1
-            && d.og == LANES
-            && d.cg.is_multiple_of(8)
-            && fast_direct::available()
-    }
-
-    /// The input gradient's positions on the padded grid, from the first input row on:
-    /// `H Wp`, rounded up to whole vectors.
-    fn input_rows(&self) -> usize {
-        (self.h * self.wp).div_ceil(LANES) * LANES
-    }
-
-    /// The row length of the zero-padded output gradient the direct input gradient reads:
-    /// `max_off` zeros, the wide gradient, and zeros up to the last read.
-    fn dout_plane(&self) -> usize {
-        self.max_off + self.pad_top * self.wp + self.input_rows() + LANES
-    }
-
-    /// `w` `[O, C_g, kH, kW]` to `[taps, C_g, O]` (one group), the direct forward's layout.
-    #[inline(always)]
-    fn taps_outputs_last<T: Float>(&self, w: &[T], d: &Dims, dst: &mut [T]) {
-        let (o_all, cg, taps) = (d.out_ch, d.cg, self.taps);
-        for o in 0..o_all {
-            for c in 0..cg {
-                let src = &w[(o * cg + c) * taps..(o * cg + c + 1) * taps];
-                for (t, &v) in src.iter().enumerate() {
-                    dst[(t * cg + c) * o_all + o] = v;
-                }
-            }
-        }
-    }
-
-    /// Scratch elements for the weight gradient: padded image, wide output gradient,
-    /// tap-major weight gradient.
-    pub(crate) fn grad_weight_scratch(&self, d: &Dims) -> usize {
-        d.c * self.plane + d.out_ch * self.wide + self.taps * d.out_ch * d.cg
-    }
-
     /// Copies the `channels` planes of `x` (each `H x W`) into `padded` (`[channels,
     /// plane]`), zeros around them.
     #[inline(always)]
-    fn pad<T: Float>(&self, x: &[T], channels: usize, padded: &mut [T]) {
+    pub(super) fn pad<T: Float>(&self, x: &[T], channels: usize, padded: &mut [T]) {
         let (wp, w) = (self.wp, self.w);
         for ch in 0..channels {
             let src = &x[ch * self.h * w..(ch + 1) * self.h * w];
@@ -245,7 +205,7 @@ impl Shifted {
     /// Copies the `channels` output planes of `dout` (each `H' x W'`) into the wide layout
     /// `[channels, H' Wp]`, with zero junk columns.
     #[inline(always)]
-    fn widen<T: Float>(&self, dout: &[T], channels: usize, wide: &mut [T]) {
+    pub(super) fn widen<T: Float>(&self, dout: &[T], channels: usize, wide: &mut [T]) {
         let (wp, ow) = (self.wp, self.out_w);
         for ch in 0..channels {
             let src = &dout[ch * self.out_h * ow..(ch + 1) * self.out_h * ow];
@@ -261,7 +221,7 @@ impl Shifted {
 
     /// `w` `[O, C_g, kH, kW]` to the tap-major `[taps, O, C_g]`.
     #[inline(always)]
-    fn taps_first<T: Float>(&self, w: &[T], d: &Dims, dst: &mut [T]) {
+    pub(super) fn taps_first<T: Float>(&self, w: &[T], d: &Dims, dst: &mut [T]) {
         let (o_all, cg, taps) = (d.out_ch, d.cg, self.taps);
         for o in 0..o_all {
             for c in 0..cg {
@@ -283,6 +243,9 @@ impl Shifted {
         scratch: &mut [T],
         out: &mut [MaybeUninit<T>],
     ) -> Result<()> {
+        if self.columns {
+            return self.columns_forward(op, (x, w, b), d, scratch, out);
+        }
         let (padded, rest) = scratch.split_at_mut(d.c * self.plane);
         let (wide, wt) = rest.split_at_mut(d.og * self.wide_stride);
         let direct = self.direct_taps::<T>(op, d.og);
@@ -295,7 +258,7 @@ impl Shifted {
         );
         // The wide output's row length.
         let row = if direct { self.wide_stride } else { self.wide };
-        let (ow, l) = (self.out_w, self.out_h * self.out_w);
+        let l = self.out_h * self.out_w;
         for img in 0..d.n {
             vectorized(
                 #[inline(always)]
@@ -330,25 +293,53 @@ impl Shifted {
                 }
                 let start = (img * d.out_ch + g * d.og) * l;
                 let block = &mut out[start..start + d.og * l];
+                let bias = if op.bias { &b[g * d.og..(g + 1) * d.og] } else { &[] };
                 vectorized(
                     #[inline(always)]
-                    || {
-                        for (o, dst) in block.chunks_exact_mut(l).enumerate() {
-                            let src = &wide[o * row..o * row + self.wide];
-                            let bias = if op.bias { b[g * d.og + o] } else { T::zero() };
-                            for (drow, srow) in
-                                dst.chunks_exact_mut(ow).zip(src.chunks_exact(self.wp))
-                            {
-                                for (dv, &v) in drow.iter_mut().zip(&srow[..ow]) {
-                                    dv.write(op.activate(v + bias));
-                                }
-                            }
-                        }
-                    },
+                    || self.emit(op, wide, row, bias, block),
                 );
             }
         }
         Ok(())
+    }
+
+    /// Writes the valid columns of the wide output `wide` (`[O_g, row]`, the first `wide`
+    /// positions of each row read) into the output `block` (`[O_g, H', W']`), with the
+    /// bias (empty without one) and the ReLU of `op`.
+    #[inline(always)]
+    pub(super) fn emit<T: Element>(
+        &self,
+        op: &ConvOp,
+        wide: &[T],
+        row: usize,
+        bias: &[T],
+        block: &mut [MaybeUninit<T>],
+    ) {
+        let (ow, l) = (self.out_w, self.out_h * self.out_w);
+        for (o, dst) in block.chunks_exact_mut(l).enumerate() {
+            let src = &wide[o * row..o * row + self.wide];
+            let bias = if op.bias { bias[o] } else { T::zero() };
+            for (drow, srow) in dst.chunks_exact_mut(ow).zip(src.chunks_exact(self.wp)) {
+                for (dv, &v) in drow.iter_mut().zip(&srow[..ow]) {
+                    dv.write(op.activate(v + bias));
+                }
+            }
+        }
+    }
+
+    /// Writes the input's window of the padded gradient `padded` (`[C, plane]`) into `gx`
+    /// (`[C, H, W]`).
+    #[inline(always)]
+    pub(super) fn unpad<T: Element>(&self, padded: &[T], gx: &mut [MaybeUninit<T>]) {
+        for (ch, dst) in gx.chunks_exact_mut(self.h * self.w).enumerate() {
+            let plane = &padded[ch * self.plane..];
+            for (ih, row) in dst.chunks_exact_mut(self.w).enumerate() {
+                let at = (ih + self.pad_top) * self.wp + self.pad_left;
+                for (dv, &v) in row.iter_mut().zip(&plane[at..at + self.w]) {
+                    dv.write(v);
+                }
+            }
+        }
     }
 
     /// `dL/dx` into `gx` (`[N, C, H, W]`, every element written; the caller's buffer need
@@ -362,6 +353,9 @@ impl Shifted {
         scratch: &mut [T],
         gx: &mut [MaybeUninit<T>],
     ) -> Result<()> {
+        if self.columns {
+            return self.columns_grad_input(gout, w, d, scratch, gx);
+        }
         if self.direct_taps::<T>(op, d.cg) {
             return self.grad_input_direct(gout, w, d, scratch, gx);
         }
@@ -405,83 +399,7 @@ impl Shifted {
             let gxi = &mut gx[img * d.c * d.hw..(img + 1) * d.c * d.hw];
             vectorized(
                 #[inline(always)]
-                || {
-                    for (ch, dst) in gxi.chunks_exact_mut(d.hw).enumerate() {
-                        let plane = &padded[ch * self.plane..];
-                        for (ih, row) in dst.chunks_exact_mut(self.w).enumerate() {
-                            let at = (ih + self.pad_top) * self.wp + self.pad_left;
-                            for (dv, &v) in row.iter_mut().zip(&plane[at..at + self.w]) {
-                                dv.write(v);
-                            }
-                        }
-                    }
-                },
-            );
-        }
-        Ok(())
-    }
-
-    /// [`Self::grad_input`] on the direct kernel: the input gradient of a stride-1
-    /// convolution is the convolution of the zero-padded output gradient with the taps
-    /// mirrored and the channels swapped. On the padded input grid (row width `Wp`), the
-    /// gradient at `q` is `sum_t W_t^T dout_wide[q - off_t]`; with `max_off` zeros in
-    /// front of each row of `dout_wide`, that is a convolution with the offsets
-    /// `max_off - off_t`, computed for the input's rows (`q` from `pad_top Wp` on) and
-    /// copied out without the padding columns.
-    fn grad_input_direct<T: Element>(
-        &self,
-        gout: &[T],
-        w: &[T],
-        d: Dims,
-        scratch: &mut [T],
-        gx: &mut [MaybeUninit<T>],
-    ) -> Result<()> {
-        let (rows, plane) = (self.input_rows(), self.dout_plane());
-        let (dx, rest) = scratch.split_at_mut(d.c * rows);
-        let (dout, wt) = rest.split_at_mut(d.out_ch * plane);
-        vectorized(
-            #[inline(always)]
-            || {
-                self.taps_first(w, &d, wt);
-                dout.fill(T::zero());
-            },
-        );
-        let first = self.pad_top * self.wp;
-        let offs: Vec<usize> =
-            self.offsets[..self.taps].iter().map(|&off| first + self.max_off - off).collect();
-        let (l, ow) = (self.out_h * self.out_w, self.out_w);
-        for img in 0..d.n {
-            let go = &gout[img * d.out_ch * l..(img + 1) * d.out_ch * l];
-            vectorized(
-                #[inline(always)]
-                || {
-                    // Only the valid columns: the junk columns and the rest stay zero.
-                    for (src, dst) in go.chunks_exact(l).zip(dout.chunks_exact_mut(plane)) {
-                        let dst = &mut dst[self.max_off..];
-                        for (srow, drow) in src.chunks_exact(ow).zip(dst.chunks_mut(self.wp)) {
-                            drow[..ow].copy_from_slice(srow);
-                        }
-                    }
-                },
-            );
-            let operands = (T::as_f32(dout), T::as_f32(wt), T::as_f32_mut(dx));
-            let (Some(src), Some(w32), Some(dst)) = operands else {
-                candle_core::bail!("conv kernel: the direct path takes f32")
-            };
-            fast_direct::conv_taps((src, plane, &offs, d.out_ch), w32, d.cg, rows, dst, rows)?;
-            let gxi = &mut gx[img * d.c * d.hw..(img + 1) * d.c * d.hw];
-            vectorized(
-                #[inline(always)]
-                || {
-                    for (src, dst) in dx.chunks_exact(rows).zip(gxi.chunks_exact_mut(d.hw)) {
-                        for (ih, drow) in dst.chunks_exact_mut(self.w).enumerate() {
-                            let at = ih * self.wp + self.pad_left;
-                            for (dv, &v) in drow.iter_mut().zip(&src[at..at + self.w]) {
-                                dv.write(v);
-                            }
-                        }
-                    }
-                },
+                || self.unpad(padded, gxi),
             );
         }
         Ok(())
@@ -504,6 +422,9 @@ impl Shifted {
     ) -> Result<Vec<T>> {
         if d.n == 0 {
             return Ok(vec![T::zero(); d.out_ch * d.cg * self.taps]);
+        }
+        if self.columns {
+            return self.columns_grad_weight(x, gout, d, scratch);
         }
         let (padded, rest) = scratch.split_at_mut(d.c * self.plane);
         let (wide_t, gwt) = rest.split_at_mut(d.out_ch * self.wide);
@@ -568,7 +489,7 @@ impl Shifted {
     /// layout `[H' Wp, channels]`, with zero junk rows; in tiles of 16 x 16 so that reads
     /// and writes stay within a few cache lines.
     #[inline(always)]
-    fn widen_transposed<T: Float>(&self, dout: &[T], channels: usize, wide_t: &mut [T]) {
+    pub(super) fn widen_transposed<T: Float>(&self, dout: &[T], channels: usize, wide_t: &mut [T]) {
         const TILE: usize = 16;
         let (wp, ow_n, l) = (self.wp, self.out_w, self.out_h * self.out_w);
         for oh in 0..self.out_h {

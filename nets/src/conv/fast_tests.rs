@@ -24,13 +24,16 @@ fn lopsided(n: usize, k: usize, pad_lo: usize) -> Axis {
     Axis { n, k, stride: 1, dilation: 1, pad_lo: pad_lo as isize, in_dilation: 1, out }
 }
 
-/// The cases from 16 channels per group on take the shifted path, the others im2col.
+/// The stride-1 cases from 16 channels per group on take the shifted products, those with
+/// fewer channels (one group) the wide column matrix, the others im2col.
 #[test]
 fn wide_stride_one_cases_take_the_shifted_path() {
     for (i, (xs, ws, g, rows, cols)) in cases().into_iter().enumerate() {
         let op = ConvOp::plain(g, rows, cols);
-        let shifted = Shifted::of(&op, xs[1] / g, ws[0] / g).is_some();
-        assert_eq!(shifted, (5..10).contains(&i), "case {i}");
+        let shifted = Shifted::of(&op, xs[1] / g, ws[0] / g);
+        assert_eq!(shifted.is_some(), (4..10).contains(&i) || i > 10, "case {i}");
+        let columns = shifted.is_some_and(|s| s.columns);
+        assert_eq!(columns, i == 4 || i > 10, "case {i}");
     }
 }
 
@@ -60,6 +63,11 @@ fn cases() -> Vec<Case> {
         ([1, 64, 3, 16], [16, 64, 3, 3], 1, axis(3, 3, 1, 1, 1, 1), axis(16, 3, 1, 1, 1, 1)),
         // The same as the first shifted one but 8 columns wide: too many junk columns, im2col.
         ([1, 16, 4, 8], [16, 16, 3, 3], 1, axis(4, 3, 1, 1, 1, 1), axis(8, 3, 1, 1, 1, 1)),
+        // Few channels, stride 1 (with case 4): the wide column matrix. A LeNet-like valid
+        // 5x5 layer (a third of the wide grid is junk), and 3 -> 16 channels "same" (the
+        // forward's product with the channels on the rows).
+        ([2, 1, 12, 12], [6, 1, 5, 5], 1, axis(12, 5, 1, 1, 0, 1), axis(12, 5, 1, 1, 0, 1)),
+        ([1, 3, 6, 16], [16, 3, 3, 3], 1, axis(6, 3, 1, 1, 1, 1), axis(16, 3, 1, 1, 1, 1)),
     ]
 }
 

@@ -27,6 +27,7 @@ pub mod convolution;
 mod fast;
 mod fast_batch_norm;
 mod fast_bias;
+mod fast_columns;
 mod fast_conv_norm;
 mod fast_direct;
 mod fast_gemm;
