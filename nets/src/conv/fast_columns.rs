@@ -142,9 +142,9 @@ impl Shifted {
     }
 
     /// `dL/dW` `[O, C, kH, kW]` from the input and the output gradient:
-    /// `dW^T [ck, O] += cols [ck, wide] dout_wide^T [wide, O]` per image, formed
-    /// column-major as `fast`'s im2col weight gradient is (both operands read along their
-    /// contiguous axis).
+    /// `dW^T [ck, O] += cols [ck, wide] dout_wide^T [wide, O]` per image, with the column
+    /// matrix's rows on the product's rows (LeNet's 6 and 16 output channels as rows would
+    /// fill 6 or 16 of gemm's 64-row tile; measured: the LeNet-5 step 4% faster this way).
     pub(crate) fn columns_grad_weight<T: Element>(
         &self,
         x: &[T],
@@ -168,10 +168,10 @@ impl Shifted {
                     self.widen_transposed(go, d.out_ch, wide_t);
                 },
             );
-            let dst = Mat { offset: 0, rs: 1, cs: d.og };
-            let lhs = Mat { offset: 0, rs: 1, cs: d.out_ch };
-            let rhs = Mat::transposed(0, self.wide);
-            matmul((d.og, d.ck, self.wide), gw_t, dst, true, wide_t, lhs, cols, rhs)?;
+            // dW^T [ck, O] += cols [ck, wide] dout_wide^T [wide, O]
+            let dst = Mat::row_major(0, d.og);
+            let (lhs, rhs) = (Mat::row_major(0, self.wide), Mat::row_major(0, d.out_ch));
+            matmul((d.ck, d.og, self.wide), gw_t, dst, true, cols, lhs, wide_t, rhs)?;
         }
         let mut gw = vec![T::zero(); d.out_ch * d.ck];
         for (r, row) in gw_t.chunks_exact(d.og).enumerate() {
