@@ -191,24 +191,8 @@ impl Shifted {
     /// `w` `[O, C_g, kH, kW]` to `[taps, C_g, O]` (one group), the direct forward's layout.
     #[inline(always)]
     pub(super) fn taps_outputs_last<T: Float>(&self, w: &[T], d: &Dims, dst: &mut [T]) {
-        let (o_all, cg, taps) = (d.out_ch, d.cg, self.taps);
-        for o in 0..o_all {
-            for c in 0..cg {
-                let src = &w[(o * cg + c) * taps..(o * cg + c + 1) * taps];
-                for (t, &v) in src.iter().enumerate() {
-                    dst[(t * cg + c) * o_all + o] = v;
-                }
-            }
-        }
-    }
-
-    /// Scratch elements for the weight gradient: padded image, wide output gradient,
-    /// tap-major weight gradient.
-    pub(crate) fn grad_weight_scratch(&self, d: &Dims) -> usize {
-        if self.columns {
-            return self.columns_grad_weight_scratch(d);
-        }
-        d.c * self.plane + d.out_ch * self.wide + self.taps * d.out_ch * d.cg
+        let (o_all, cg) = (d.out_ch, d.cg);
+        self.rearrange(w, d, dst, |t, o, c| (t * cg + c) * o_all + o);
     }
 
     /// [`Self::grad_input`] on the direct kernel: the input gradient of a stride-1

@@ -177,6 +177,15 @@ impl Shifted {
         products.max(direct) + self.taps * d.out_ch * d.cg
     }
 
+    /// Scratch elements for the weight gradient: padded image, wide output gradient,
+    /// tap-major weight gradient.
+    pub(crate) fn grad_weight_scratch(&self, d: &Dims) -> usize {
+        if self.columns {
+            return self.columns_grad_weight_scratch(d);
+        }
+        d.c * self.plane + d.out_ch * self.wide + self.taps * d.out_ch * d.cg
+    }
+
     /// Copies the `channels` planes of `x` (each `H x W`) into `padded` (`[channels,
     /// plane]`), zeros around them.
     #[inline(always)]
@@ -222,12 +231,25 @@ impl Shifted {
     /// `w` `[O, C_g, kH, kW]` to the tap-major `[taps, O, C_g]`.
     #[inline(always)]
     pub(super) fn taps_first<T: Float>(&self, w: &[T], d: &Dims, dst: &mut [T]) {
-        let (o_all, cg, taps) = (d.out_ch, d.cg, self.taps);
-        for o in 0..o_all {
+        let (o_all, cg) = (d.out_ch, d.cg);
+        self.rearrange(w, d, dst, |t, o, c| (t * o_all + o) * cg + c);
+    }
+
+    /// Copies weight `(o, c, t)` of `w` `[O, C_g, kH, kW]` to `dst[at(t, o, c)]`.
+    #[inline(always)]
+    pub(super) fn rearrange<T: Float>(
+        &self,
+        w: &[T],
+        d: &Dims,
+        dst: &mut [T],
+        at: impl Fn(usize, usize, usize) -> usize,
+    ) {
+        let (cg, taps) = (d.cg, self.taps);
+        for o in 0..d.out_ch {
             for c in 0..cg {
                 let src = &w[(o * cg + c) * taps..(o * cg + c + 1) * taps];
                 for (t, &v) in src.iter().enumerate() {
-                    dst[(t * o_all + o) * cg + c] = v;
+                    dst[at(t, o, c)] = v;
                 }
             }
         }
