@@ -63,14 +63,7 @@ type Maker = fn(&[&str], &str) -> Dqn;
 /// Where the candle learner's tensors live: `$DEEPRL_TEST_DEVICE` (`cpu`, the default, or
 /// `cuda`), one device for the whole test binary.
 fn candle_device() -> Device {
-    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            let name = std::env::var("DEEPRL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
-            deeprl_nets::device::device_by_name(&name)
-                .unwrap_or_else(|e| panic!("DEEPRL_TEST_DEVICE: {e}"))
-        })
-        .clone()
+    deeprl_nets::device::test_device().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn agent_on(env_id: &str, pairs: &[&str], learner: &str) -> Dqn {

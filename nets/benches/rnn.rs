@@ -92,9 +92,3 @@ fn main() {
         }
     }
 }
-
-/// mimalloc, as the `deeprl` binary uses: the steps allocate their tensors anew, and with
-/// glibc's allocator their pages are returned to the kernel and faulted in again (see the
-/// README's figures with either allocator).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

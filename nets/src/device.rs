@@ -1,6 +1,8 @@
 //! Choosing a candle device by name, as the command line and the tests' `DEEPRL_TEST_DEVICE`
 //! spell it.
 
+use std::sync::OnceLock;
+
 use candle_core::{Device, Result};
 
 /// The device called `name`: `cpu`, or `cuda` (GPU 0; needs a build with the `cuda` feature
@@ -18,13 +20,30 @@ pub fn device_by_name(name: &str) -> Result<Device> {
     }
 }
 
+/// The device named by `$DEEPRL_TEST_DEVICE` (`cpu` when unset), opened once per process:
+/// the tests that also run on a GPU take their device from here, since tensors made on two
+/// separately opened CUDA devices cannot meet in one op.
+pub fn test_device() -> Result<Device> {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    if let Some(device) = DEVICE.get() {
+        return Ok(device.clone());
+    }
+    let name = std::env::var("DEEPRL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = device_by_name(&name)
+        .map_err(|e| candle_core::Error::Msg(format!("DEEPRL_TEST_DEVICE: {e}")))?;
+    Ok(DEVICE.get_or_init(|| device).clone())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::device_by_name;
+    use super::{device_by_name, test_device};
 
     #[test]
     fn names_the_devices_and_the_mistakes() {
         assert!(device_by_name("cpu").unwrap().is_cpu());
+        if std::env::var_os("DEEPRL_TEST_DEVICE").is_none() {
+            assert!(test_device().unwrap().is_cpu());
+        }
         let err = device_by_name("tpu").unwrap_err().to_string();
         assert!(err.contains("unknown device `tpu`"), "{err}");
         #[cfg(not(feature = "cuda"))]

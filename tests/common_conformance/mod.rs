@@ -23,14 +23,7 @@ pub fn data_dir() -> PathBuf {
 /// candle's generic ops on a GPU. One device for the whole test binary: tensors made on two
 /// separately created CUDA devices cannot meet in one op.
 pub fn device() -> Device {
-    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            let name = std::env::var("DEEPRL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
-            deeprl::nets::device::device_by_name(&name)
-                .unwrap_or_else(|e| panic!("DEEPRL_TEST_DEVICE: {e}"))
-        })
-        .clone()
+    deeprl::nets::device::test_device().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Parses `<data_dir>/<relative>`, panicking with the path on any problem.

@@ -2,6 +2,7 @@
 //! warm-up, reporting wall time, CPU time and minor page faults per step. CPU time, unlike
 //! criterion's wall time, leaves out what the hypervisor steals on a shared machine, so it
 //! is the steadier figure to set against the PyTorch twins' (which print the same three).
+//! Also the benches' global allocator.
 
 use std::time::Instant;
 
@@ -43,3 +44,9 @@ pub fn parse_spec<'a>(var: &str, spec: &'a str) -> (&'a str, usize) {
     let (kind, steps) = spec.split_once(':').unwrap_or_else(|| panic!("{var}=KIND:STEPS"));
     (kind, steps.parse().unwrap_or_else(|_| panic!("{var}: a number of steps after ':'")))
 }
+
+/// mimalloc for every bench that includes this module, as the `deeprl` binary uses: the
+/// steps allocate their tensors anew, and with glibc's allocator their pages are returned to
+/// the kernel and faulted in again (see the README's figures with either allocator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

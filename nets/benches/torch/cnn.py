@@ -10,7 +10,8 @@ python nets/benches/torch/cnn.py cpu [lenet|residual] ITERS
   -> forward + backward in a plain loop of ITERS steps (after 10 warm-up steps): wall time,
      CPU time and minor page faults per step, as the Rust bench prints with CNN_STEPS=lenet:ITERS.
 """
-import resource, statistics, sys, time
+import statistics, sys, time
+from cpu_loop import cpu_loop
 import torch, torch.nn as nn, torch.nn.functional as F
 
 torch.set_num_threads(1)
@@ -70,15 +71,7 @@ def res_fb():
 if len(sys.argv) > 1 and sys.argv[1] == "cpu":
     kind, iters = sys.argv[2], int(sys.argv[3])
     step = {"lenet": lenet_fb, "residual": res_fb}[kind]
-    for _ in range(10):
-        step()
-    r0, c0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
-    for _ in range(iters):
-        step()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0.ru_minflt
-    print(f"torch {kind} forward_backward: wall {wall / iters * 1e3:.3f} ms  cpu {cpu / iters * 1e3:.3f} ms"
-          f"  minor faults {faults / iters:.0f} per step")
+    cpu_loop(f"torch {kind} forward_backward", step, iters)
     sys.exit(0)
 print(f"torch lenet5 forward(no_grad) {med(lenet_f, 100):.2f} ms; forward_backward "
       f"{med(lenet_fb, 60):.2f} ms; residual fwd+bwd {med(res_fb, 20):.2f} ms")

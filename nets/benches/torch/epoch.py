@@ -13,7 +13,8 @@ python nets/benches/torch/epoch.py cpu [lenet|resnet] EPOCHS  -> wall time, CPU 
 faults per epoch over EPOCHS epochs (after one warm-up epoch), as the Rust bench prints with
 EPOCHS=resnet:N.
 """
-import gzip, os, resource, statistics, sys, time
+import gzip, os, statistics, sys, time
+from cpu_loop import cpu_loop
 import torch, torch.nn as nn, torch.nn.functional as F
 
 torch.set_num_threads(1)
@@ -107,13 +108,7 @@ def main():
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     epoch(net, opt, x, y)  # warm-up
     if cpu:
-        r0, c0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
-        for _ in range(epochs):
-            epoch(net, opt, x, y)
-        wall, cpu_s = time.perf_counter() - t0, time.process_time() - c0
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0.ru_minflt
-        print(f"torch {which} epoch: wall {wall / epochs * 1e3:.3f} ms  cpu {cpu_s / epochs * 1e3:.3f} ms"
-              f"  minor faults {faults / epochs:.0f} per step")
+        cpu_loop(f"torch {which} epoch", lambda: epoch(net, opt, x, y), epochs, warm_up=0)
         return
     times = []
     for _ in range(epochs):

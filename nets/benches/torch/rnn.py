@@ -9,7 +9,8 @@ RAYON_NUM_THREADS=1 taskset -c 0 python nets/benches/torch/rnn.py [lstm|gru] [IT
   -> forward + backward in a plain loop of ITERS steps (after 10 warm-up steps): wall time,
      CPU time and minor page faults per step, as the Rust bench prints with RNN_STEPS=lstm:ITERS.
 """
-import resource, statistics, sys, time
+import statistics, sys, time
+from cpu_loop import cpu_loop
 import torch, torch.nn as nn
 
 torch.set_num_threads(1)
@@ -47,15 +48,7 @@ def main():
         x.grad = None
 
     if len(sys.argv) > 3 and sys.argv[3] == "cpu":
-        for _ in range(10):
-            forward_backward()
-        r0, c0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
-        for _ in range(iters):
-            forward_backward()
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0.ru_minflt
-        print(f"{kind} forward_backward: wall {wall / iters * 1e3:.3f} ms  cpu {cpu / iters * 1e3:.3f} ms"
-              f"  minor faults {faults / iters:.0f} per step")
+        cpu_loop(f"{kind} forward_backward", forward_backward, iters)
         return
     fwd = median_ms(forward, iters)
     fb = median_ms(forward_backward, iters)

@@ -120,7 +120,7 @@ pub(crate) struct Saved {
 /// One convolution and batch norm (and its fusion) as a custom op; also a building block
 /// of the residual unit's op (`fast_residual`).
 pub(crate) struct ConvNormOp {
-    pub(crate) conv: ConvOp,
+    conv: ConvOp,
     weight_shape: Shape,
     eps: f64,
     running: Option<Statistics>,
@@ -161,7 +161,7 @@ impl ConvNormOp {
         residual: Option<&Layout>,
     ) -> Result<Dims> {
         let d = self.conv.dims(x, &Layout::contiguous(self.weight_shape.clone()))?;
-        let want = self.weight_shape.elem_count() + 2 * d.out_ch;
+        let want = self.params_len();
         let out = [d.n, d.out_ch, self.conv.rows.out, self.conv.cols.out];
         if params.shape().elem_count() != want || residual.is_some_and(|r| r.dims() != out) {
             candle_core::bail!(
@@ -268,27 +268,6 @@ impl ConvNormOp {
         Ok((gx, gp, all))
     }
 
-    /// [`Self::backward`] on the storages of `(x, params, grad, y)`, as tensors.
-    fn backward_host<T: Element>(
-        &self,
-        [(xs, xl), (ps, pl), (gs, gl), (ys, yl)]: [(&CpuStorage, &Layout); 4],
-        saved: &Saved,
-        d: Dims,
-        want: (bool, bool),
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let slices = (
-            contiguous::<T>(xs, xl)?,
-            contiguous::<T>(ps, pl)?,
-            contiguous::<T>(gs, gl)?,
-            contiguous::<T>(ys, yl)?,
-        );
-        let (gx, gp, _) = self.backward(slices, saved, d, (want.0, want.1, false))?;
-        let cpu = Device::Cpu;
-        let gx = gx.map(|v| Tensor::from_vec(v, xl.shape(), &cpu)).transpose()?;
-        let gp = gp.map(|v| Tensor::from_vec(v, pl.shape(), &cpu)).transpose()?;
-        Ok((gx, gp))
-    }
-
     /// The backward of both forms: `(dx, dparams, dresidual)`.
     fn backward_tensors(
         &self,
@@ -299,36 +278,88 @@ impl ConvNormOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let guard = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(saved) = guard.as_ref() else {
-            candle_core::bail!("conv + batch norm kernel: backward before forward")
-        };
-        let want = (x.track_op(), params.track_op());
-        let (gx, gp) = {
-            let (xs, xl) = x.storage_and_layout();
-            let (ps, pl) = params.storage_and_layout();
-            let (gs, gl) = grad.storage_and_layout();
-            let (ys, yl) = res.storage_and_layout();
-            let (Storage::Cpu(xc), Storage::Cpu(pc), Storage::Cpu(gc), Storage::Cpu(yc)) =
-                (&*xs, &*ps, &*gs, &*ys)
-            else {
-                candle_core::bail!("conv + batch norm kernel: CPU tensors expected")
-            };
-            let d = self.dims(xl, pl, None)?;
-            let operands = [(xc, xl), (pc, pl), (gc, gl), (yc, yl)];
-            let (gx, gp) = match xc {
-                CpuStorage::F32(_) => self.backward_host::<f32>(operands, saved, d, want)?,
-                CpuStorage::F64(_) => self.backward_host::<f64>(operands, saved, d, want)?,
-                _ => candle_core::bail!("conv + batch norm kernel: f32 or f64 operands expected"),
-            };
-            (gx, gp)
-        };
+        let (gx, gp) = backward_on_host(self, x, params, &grad, res)?;
         // The residual's gradient is the output gradient through the ReLU's mask.
         let gr = match residual {
             Some(r) if r.track_op() => Some(relu_grad(res, &grad)?),
             _ => None,
         };
         Ok((gx, gp, gr))
+    }
+}
+
+impl HostBackward for ConvNormOp {
+    fn host_backward<T: Element>(
+        &self,
+        slices: (&[T], &[T], &[T], &[T]),
+        (x, params): (&Layout, &Layout),
+        (want_x, want_params): (bool, bool),
+    ) -> Result<HostGrads<T>> {
+        let guard = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(saved) = guard.as_ref() else {
+            candle_core::bail!("conv + batch norm kernel: backward before forward")
+        };
+        let d = self.dims(x, params, None)?;
+        let (gx, gp, _) = self.backward(slices, saved, d, (want_x, want_params, false))?;
+        Ok((gx, gp))
+    }
+}
+
+/// The gradients of `x` and of the packed parameters, those asked for.
+pub(crate) type HostGrads<T> = (Option<Vec<T>>, Option<Vec<T>>);
+
+/// An op whose backward runs on the host slices of `(x, params, grad, y)`: the conv + batch
+/// norm op and the residual unit's op.
+pub(crate) trait HostBackward {
+    /// The gradients of `x` and of the packed parameters (those asked for in `want`) from
+    /// the slices of `(x, params, grad, y)` and the layouts of `x` and the parameters.
+    fn host_backward<T: Element>(
+        &self,
+        slices: (&[T], &[T], &[T], &[T]),
+        layouts: (&Layout, &Layout),
+        want: (bool, bool),
+    ) -> Result<HostGrads<T>>;
+}
+
+/// Runs `op`'s [`HostBackward`] on the CPU storages of `x`, `params`, `grad` (contiguous) and
+/// the output `y` (one dtype, f32 or f64), for the operands candle tracks, and returns the
+/// gradients as tensors of `x`'s and `params`' shapes.
+pub(crate) fn backward_on_host(
+    op: &impl HostBackward,
+    x: &Tensor,
+    params: &Tensor,
+    grad: &Tensor,
+    y: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let want = (x.track_op(), params.track_op());
+    let (xs, xl) = x.storage_and_layout();
+    let (ps, pl) = params.storage_and_layout();
+    let (gs, gl) = grad.storage_and_layout();
+    let (ys, yl) = y.storage_and_layout();
+    let (Storage::Cpu(xs), Storage::Cpu(ps), Storage::Cpu(gs), Storage::Cpu(ys)) =
+        (&*xs, &*ps, &*gs, &*ys)
+    else {
+        candle_core::bail!("conv kernel backward: CPU tensors expected")
+    };
+    macro_rules! run {
+        ($t:ty) => {{
+            let slices = (
+                contiguous::<$t>(xs, xl)?,
+                contiguous::<$t>(ps, pl)?,
+                contiguous::<$t>(gs, gl)?,
+                contiguous::<$t>(ys, yl)?,
+            );
+            let (gx, gp) = op.host_backward(slices, (xl, pl), want)?;
+            let cpu = Device::Cpu;
+            let gx = gx.map(|v| Tensor::from_vec(v, xl.shape(), &cpu)).transpose()?;
+            let gp = gp.map(|v| Tensor::from_vec(v, pl.shape(), &cpu)).transpose()?;
+            Ok((gx, gp))
+        }};
+    }
+    match xs {
+        CpuStorage::F32(_) => run!(f32),
+        CpuStorage::F64(_) => run!(f64),
+        _ => candle_core::bail!("conv kernel backward: f32 or f64 operands expected"),
     }
 }
 

@@ -221,8 +221,10 @@ impl Shifted {
             },
         );
         let first = self.pad_top * self.wp;
-        let offs: Vec<usize> =
-            self.offsets[..self.taps].iter().map(|&off| first + self.max_off - off).collect();
+        let mut offs = self.offsets;
+        for off in &mut offs[..self.taps] {
+            *off = first + self.max_off - *off;
+        }
         let (l, ow) = (self.out_h * self.out_w, self.out_w);
         for img in 0..d.n {
             let go = &gout[img * d.out_ch * l..(img + 1) * d.out_ch * l];
@@ -242,7 +244,7 @@ impl Shifted {
             let (Some(src), Some(w32), Some(dst)) = operands else {
                 candle_core::bail!("conv kernel: the direct path takes f32")
             };
-            conv_taps((src, plane, &offs, d.out_ch), w32, d.cg, rows, dst, rows)?;
+            conv_taps((src, plane, &offs[..self.taps], d.out_ch), w32, d.cg, rows, dst, rows)?;
             let gxi = &mut gx[img * d.c * d.hw..(img + 1) * d.c * d.hw];
             vectorized(
                 #[inline(always)]

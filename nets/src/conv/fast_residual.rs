@@ -23,11 +23,14 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::fast::Dims;
 use super::fast_batch_norm::Fusion;
-use super::fast_conv_norm::{batch_statistics, ConvNormOp, ConvStage, Saved, Statistics};
+use super::fast_conv_norm::{
+    backward_on_host, batch_statistics, ConvNormOp, ConvStage, HostBackward, HostGrads, Saved,
+    Statistics,
+};
 use super::fast_gemm::{contiguous, Element};
 use super::fast_ops::dispatch2;
 use crate::simd::vectorized;
@@ -135,13 +138,12 @@ impl ResidualOp {
     /// The input gradient (with `want_x`) and the packed parameters' gradient (with
     /// `want_params`) from `x`, the packed parameters, the output gradient `g` and the
     /// output `y`.
-    #[allow(clippy::type_complexity)]
     fn backward<T: Element>(
         &self,
         (x, params, g, y): (&[T], &[T], &[T], &[T]),
         d: &UnitDims,
         (want_x, want_params): (bool, bool),
-    ) -> Result<(Option<Vec<T>>, Option<Vec<T>>)> {
+    ) -> Result<HostGrads<T>> {
         let (p1, rest) = params.split_at(d.p1);
         let (p2, pp) = rest.split_at(d.p2);
         let hidden = self.hidden.lock().unwrap_or_else(PoisonError::into_inner);
@@ -188,25 +190,16 @@ impl ResidualOp {
         };
         Ok((gx, gp))
     }
+}
 
-    /// [`Self::backward`] on the storages of `(x, params, grad, y)`, as tensors.
-    fn backward_host<T: Element>(
+impl HostBackward for ResidualOp {
+    fn host_backward<T: Element>(
         &self,
-        [(xs, xl), (ps, pl), (gs, gl), (ys, yl)]: [(&CpuStorage, &Layout); 4],
+        slices: (&[T], &[T], &[T], &[T]),
+        (x, params): (&Layout, &Layout),
         want: (bool, bool),
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let d = self.dims(xl, pl)?;
-        let slices = (
-            contiguous::<T>(xs, xl)?,
-            contiguous::<T>(ps, pl)?,
-            contiguous::<T>(gs, gl)?,
-            contiguous::<T>(ys, yl)?,
-        );
-        let (gx, gp) = self.backward(slices, &d, want)?;
-        let cpu = candle_core::Device::Cpu;
-        let gx = gx.map(|v| Tensor::from_vec(v, xl.shape(), &cpu)).transpose()?;
-        let gp = gp.map(|v| Tensor::from_vec(v, pl.shape(), &cpu)).transpose()?;
-        Ok((gx, gp))
+    ) -> Result<HostGrads<T>> {
+        self.backward(slices, &self.dims(x, params)?, want)
     }
 }
 
@@ -235,22 +228,6 @@ impl CustomOp2 for ResidualOp {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let want = (x.track_op(), params.track_op());
-        let (xs, xl) = x.storage_and_layout();
-        let (ps, pl) = params.storage_and_layout();
-        let (gs, gl) = grad.storage_and_layout();
-        let (ys, yl) = res.storage_and_layout();
-        let (Storage::Cpu(xc), Storage::Cpu(pc), Storage::Cpu(gc), Storage::Cpu(yc)) =
-            (&*xs, &*ps, &*gs, &*ys)
-        else {
-            candle_core::bail!("residual unit kernel: CPU tensors expected")
-        };
-        let operands = [(xc, xl), (pc, pl), (gc, gl), (yc, yl)];
-        match xc {
-            CpuStorage::F32(_) => self.backward_host::<f32>(operands, want),
-            CpuStorage::F64(_) => self.backward_host::<f64>(operands, want),
-            _ => candle_core::bail!("residual unit kernel: f32 or f64 operands expected"),
-        }
+        backward_on_host(self, x, params, &grad.contiguous()?, res)
     }
 }
